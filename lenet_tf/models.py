@@ -1,0 +1,260 @@
+"""LeNet builders: compiled Keras ``Sequential`` models, pure functions of their hyperparameters.
+
+* :func:`standard_lenet` — the reference study's LeNet (15,626 parameters).
+* :func:`classic_lenet5` — LeCun et al. 1998 as commonly reproduced (61,706 parameters).
+* :func:`lenet` — the general builder over the 12 searchable hyperparameters of the study.
+* :func:`optimized_lenet` — :func:`lenet` with the study's best hyperparameters (or a search's).
+
+Every model takes uint8-derived float32 images of shape (28, 28, 1) in [0, 1] and returns class
+probabilities, so any of them can be an ensemble member. Weight initialisation draws from Keras'
+global seed: set it with :func:`lenet_tf.training.set_seed` before building.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import keras
+from keras import layers, regularizers
+
+from .data import IMAGE_SIDE, N_CLASSES
+from .errors import LenetError
+
+INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
+LEARNING_RATE = 1e-3
+ACTIVATIONS = ("sigmoid", "relu", "gelu", "elu", "tanh")
+
+# The reference study's search space (its section 3), one entry per hyperparameter.
+SEARCH_SPACE: dict[str, dict[str, Any]] = {
+    "kernel_size_1": {"values": (3, 5, 7)},
+    "kernel_size_2": {"values": (3, 5, 7)},
+    "filters_1": {"values": (3, 5, 7, 9, 11, 13)},
+    "filters_2": {"values": (3, 5, 7, 9, 11, 13)},
+    "conv_activation": {"values": ACTIVATIONS},
+    "conv_l2": {"min": 1e-6, "max": 1e-2, "log": True},
+    "pool_size_1": {"values": (2, 4)},
+    "pool_size_2": {"values": (2, 4)},
+    "units_1": {"values": (32, 64, 128, 256)},
+    "units_2": {"values": (32, 64, 128, 256)},
+    "dense_activation": {"values": ACTIVATIONS},
+    "dense_l2": {"min": 1e-6, "max": 1e-2, "log": True},
+}
+
+
+@dataclass(frozen=True)
+class LeNetHParams:
+    """The 12 hyperparameters of the study's LeNet topology (conv-pool-conv-pool-GAP-dense-dense)."""
+
+    kernel_size_1: int
+    kernel_size_2: int
+    filters_1: int
+    filters_2: int
+    conv_activation: str
+    conv_l2: float
+    pool_size_1: int
+    pool_size_2: int
+    units_1: int
+    units_2: int
+    dense_activation: str
+    dense_l2: float
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "hyperparameters") -> LeNetHParams:
+        """Build from a mapping; unknown or missing keys raise a LenetError naming them."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise LenetError(f"{source}: unknown hyperparameter {unknown[0]!r}; known: {', '.join(names)}")
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise LenetError(f"{source}: missing hyperparameter {missing[0]!r}")
+        return cls(**{name: values[name] for name in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def validate(self, *, source: str = "hyperparameters") -> LeNetHParams:
+        """Check every value against :data:`SEARCH_SPACE`; return self or raise LenetError."""
+        for name, domain in SEARCH_SPACE.items():
+            value = getattr(self, name)
+            if "values" in domain:
+                allowed = domain["values"]
+                if isinstance(value, bool) or value not in allowed:
+                    raise LenetError(
+                        f"{source}: {name}={value!r} is not allowed; choose one of "
+                        + ", ".join(str(v) for v in allowed)
+                    )
+            else:
+                low, high = domain["min"], domain["max"]
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                if not ok or not math.isfinite(value) or not low <= value <= high:
+                    raise LenetError(f"{source}: {name}={value!r} is not allowed; use a number in [{low:g}, {high:g}]")
+        return self
+
+
+# Published best values (reference study, section 3).
+OPTIMIZED_HPARAMS = LeNetHParams(
+    kernel_size_1=7,
+    kernel_size_2=7,
+    filters_1=13,
+    filters_2=11,
+    conv_activation="gelu",
+    conv_l2=4.13e-4,
+    pool_size_1=2,
+    pool_size_2=4,
+    units_1=64,
+    units_2=256,
+    dense_activation="gelu",
+    dense_l2=1.43e-3,
+)
+
+
+def _compile(model: keras.Sequential, optimizer: keras.optimizers.Optimizer) -> keras.Sequential:
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _adam() -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate=LEARNING_RATE, beta_1=0.9, beta_2=0.999)
+
+
+def _l2(value: float) -> regularizers.Regularizer | None:
+    return regularizers.L2(value) if value > 0 else None
+
+
+def _study_topology(
+    *,
+    name: str,
+    kernel_sizes: tuple[int, int],
+    filters: tuple[int, int],
+    conv_activation: str,
+    conv_l2: float,
+    pool_sizes: tuple[int, int],
+    units: tuple[int, int],
+    dense_activation: str,
+    dense_l2: float,
+) -> keras.Sequential:
+    """The study's LeNet: same-padded convolutions and stride-1 average pooling, then global
+    average pooling in place of Flatten (fewer parameters), two dense layers and softmax."""
+    stack: list[keras.layers.Layer] = [keras.Input(shape=INPUT_SHAPE)]
+    for i in range(2):
+        stack.append(
+            layers.Conv2D(
+                filters[i],
+                kernel_sizes[i],
+                padding="same",
+                activation=conv_activation,
+                kernel_regularizer=_l2(conv_l2),
+                name=f"conv_{i + 1}",
+            )
+        )
+        stack.append(layers.AveragePooling2D(pool_sizes[i], strides=1, padding="valid", name=f"pool_{i + 1}"))
+    stack.append(layers.GlobalAveragePooling2D(name="global_pool"))
+    for i in range(2):
+        stack.append(
+            layers.Dense(units[i], activation=dense_activation, kernel_regularizer=_l2(dense_l2), name=f"dense_{i + 1}")
+        )
+    stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities"))
+    return _compile(keras.Sequential(stack, name=name), _adam())
+
+
+def standard_lenet() -> keras.Sequential:
+    """The reference study's LeNet: Conv(6, 5×5, tanh) → AvgPool(2, stride 1) → Conv(16, 5×5, tanh)
+    → AvgPool(2, stride 1) → GlobalAvgPool → Dense(120, tanh) → Dense(84, tanh) → Dense(10);
+    Adam(1e-3). 15,626 parameters."""
+    return _study_topology(
+        name="standard_lenet",
+        kernel_sizes=(5, 5),
+        filters=(6, 16),
+        conv_activation="tanh",
+        conv_l2=0.0,
+        pool_sizes=(2, 2),
+        units=(120, 84),
+        dense_activation="tanh",
+        dense_l2=0.0,
+    )
+
+
+def lenet(hparams: LeNetHParams | Mapping[str, Any]) -> keras.Sequential:
+    """The study's LeNet topology with searchable hyperparameters (validated against
+    :data:`SEARCH_SPACE`; a value outside its domain raises LenetError naming it)."""
+    if not isinstance(hparams, LeNetHParams):
+        hparams = LeNetHParams.from_dict(hparams)
+    hp = hparams.validate()
+    return _study_topology(
+        name="lenet",
+        kernel_sizes=(hp.kernel_size_1, hp.kernel_size_2),
+        filters=(hp.filters_1, hp.filters_2),
+        conv_activation=hp.conv_activation,
+        conv_l2=hp.conv_l2,
+        pool_sizes=(hp.pool_size_1, hp.pool_size_2),
+        units=(hp.units_1, hp.units_2),
+        dense_activation=hp.dense_activation,
+        dense_l2=hp.dense_l2,
+    )
+
+
+def load_hparams(path: str | Path) -> LeNetHParams:
+    """Read hyperparameters from JSON (a flat object, or one with a ``"hparams"`` entry)."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise LenetError(f"{path}: no such file") from exc
+    except json.JSONDecodeError as exc:
+        raise LenetError(f"{path}: line {exc.lineno}: malformed JSON ({exc.msg})") from exc
+    if isinstance(payload, dict) and isinstance(payload.get("hparams"), dict):
+        payload = payload["hparams"]
+    if not isinstance(payload, dict):
+        raise LenetError(f"{path}: expected a JSON object of hyperparameters")
+    return LeNetHParams.from_dict(payload, source=str(path)).validate(source=str(path))
+
+
+def optimized_lenet(hparams: LeNetHParams = OPTIMIZED_HPARAMS) -> keras.Sequential:
+    """:func:`lenet` with the study's published best hyperparameters (or those given)."""
+    model = lenet(hparams)
+    model.name = "optimized_lenet"
+    return model
+
+
+def classic_lenet5() -> keras.Sequential:
+    """LeNet-5 (LeCun et al. 1998) as commonly reproduced: 28×28 zero-padded to 32×32,
+    Conv(6, 5×5, tanh) → AvgPool 2/2 → Conv(16, 5×5, tanh) → AvgPool 2/2 → Flatten(400)
+    → Dense(120, tanh) → Dense(84, tanh) → Dense(10); SGD(0.01, momentum 0.9). 61,706 parameters."""
+    model = keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.ZeroPadding2D(2, name="pad_to_32"),
+            layers.Conv2D(6, 5, activation="tanh", name="c1"),
+            layers.AveragePooling2D(2, strides=2, name="s2"),
+            layers.Conv2D(16, 5, activation="tanh", name="c3"),
+            layers.AveragePooling2D(2, strides=2, name="s4"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(120, activation="tanh", name="c5"),
+            layers.Dense(84, activation="tanh", name="f6"),
+            layers.Dense(N_CLASSES, activation="softmax", name="probabilities"),
+        ],
+        name="classic_lenet5",
+    )
+    return _compile(model, keras.optimizers.SGD(learning_rate=0.01, momentum=0.9))
+
+
+# Name → builder taking no arguments; the CLI, the ensemble and later studies look models up here.
+BUILDERS: dict[str, Callable[[], keras.Sequential]] = {
+    "standard": standard_lenet,
+    "classic": classic_lenet5,
+    "optimized": optimized_lenet,
+}
+
+
+def get_builder(name: str) -> Callable[[], keras.Sequential]:
+    """The builder registered under ``name``; an unknown name raises LenetError listing the known."""
+    try:
+        return BUILDERS[name]
+    except KeyError:
+        raise LenetError(f"unknown model {name!r}; choose one of {', '.join(BUILDERS)}") from None

@@ -1,0 +1,232 @@
+"""End-to-end jobs behind the command line and the make targets.
+
+:func:`run_training` loads the data, splits it, trains one model or an ensemble (resuming a run
+of the same configuration), and writes the run directory::
+
+    <out>/config.json        what the run is (a different configuration is refused)
+    <out>/members/           member_XX.keras + member_XX.json, each saved as soon as it finishes
+    <out>/metrics.json       per-member and ensemble figures, timings, data, environment
+    <out>/metrics.md         the same as Markdown tables
+    <out>/convergence.png    train / validation accuracy per epoch (members overlaid)
+    <out>/submission.csv     Kaggle submission for the test images (when the data has them)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from .data import DigitData, Split, load_data, split_data, subsample
+from .ensemble import Ensemble, train_members
+from .errors import LenetError
+from .models import OPTIMIZED_HPARAMS, get_builder, lenet, load_hparams
+from .plots import plot_convergence
+from .runs import environment, markdown_table, open_run, write_json, write_text
+from .submission import write_submission
+from .training import FitResult, TrainConfig, accuracy
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to train: a registered model (``--hparams`` file for ``optimized``), how many members,
+    on which split protocol, with which seeds and fit protocol."""
+
+    model: str = "optimized"
+    members: int = 1
+    protocol: str = "deployment"
+    seed: int = 0
+    split_seed: int = 0
+    max_train: int | None = None
+    hparams_path: str | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def resolve_model(
+    name: str, hparams_path: str | Path | None = None
+) -> tuple[Callable[[], keras.Model], dict[str, Any]]:
+    """The builder for ``name`` and a description of it for the run's configuration."""
+    builder = get_builder(name)
+    if hparams_path is None:
+        hparams = OPTIMIZED_HPARAMS.to_dict() if name == "optimized" else None
+        return builder, {"name": name, "hparams": hparams, "hparams_source": "preset" if hparams else None}
+    if name != "optimized":
+        raise LenetError(f"--hparams applies to --model optimized only, not {name!r}")
+    hparams = load_hparams(hparams_path)
+    return (lambda: lenet(hparams)), {"name": name, "hparams": hparams.to_dict(), "hparams_source": str(hparams_path)}
+
+
+def run_training(
+    spec: JobSpec,
+    out: str | Path,
+    *,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    submission: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run a training job into ``out`` and return its metrics (also written to metrics.json)."""
+    out = Path(out)
+    spec.train.validate()
+    started = time.perf_counter()
+    builder, model_info = resolve_model(spec.model, spec.hparams_path)
+    if model_info["hparams_source"] not in (None, "preset"):
+        echo(f"hyperparameters: {model_info['hparams_source']}")
+    if data is None:
+        data = load_data(source)
+    if spec.max_train:
+        data = subsample(data, spec.max_train, seed=spec.split_seed)
+    echo(f"data: {data.source}")
+    split = split_data(data, spec.protocol, seed=spec.split_seed)
+    load_seconds = time.perf_counter() - started
+
+    config = {
+        "model": model_info,
+        "members_seed": spec.seed,
+        "protocol": spec.protocol,
+        "split_seed": spec.split_seed,
+        "split_sizes": split.sizes(),
+        "max_train": spec.max_train,
+        "data_fingerprint": data.fingerprint(),
+        "train": spec.train.to_dict(),
+    }
+    resumed = open_run(out, config, force=force)
+    if resumed:
+        echo(f"resuming the run in {out}: finished members are loaded, not retrained")
+
+    def report(index: int, result: FitResult, was_saved: bool) -> None:
+        state = "loaded" if was_saved else f"trained in {result.seconds:.0f}s"
+        echo(
+            f"member {index + 1}/{spec.members}: {state}, val accuracy {result.val_accuracy:.4f}"
+            f" (best epoch {result.best_epoch} of {result.epochs_run})"
+        )
+
+    train_started = time.perf_counter()
+    ensemble, results = train_members(
+        builder,
+        split,
+        members=spec.members,
+        directory=out,
+        seed=spec.seed,
+        config=spec.train,
+        progress=progress,
+        on_member=report,
+    )
+    train_seconds = time.perf_counter() - train_started
+
+    predict_started = time.perf_counter()
+    metrics = _evaluate(ensemble, split, data)
+    test_labels = ensemble.predict(data.test_images) if data.test_images is not None else None
+    predict_seconds = time.perf_counter() - predict_started
+
+    submission_path = None
+    if test_labels is not None:
+        submission_path = Path(submission) if submission else out / "submission.csv"
+        write_submission(test_labels, submission_path, expected_rows=len(data.test_images), force=force)
+        echo(f"submission: {submission_path} ({len(test_labels)} rows)")
+    else:
+        echo("no test images in the data: no submission written")
+
+    metrics.update(
+        {
+            "config": config,
+            "data_source": data.source,
+            "members": [
+                {"member": i + 1, **{k: v for k, v in r.to_dict().items() if k not in ("history", "extra")}}
+                for i, r in enumerate(results)
+            ],
+            "timing_seconds": {
+                "load_and_split": round(load_seconds, 2),
+                "train": round(train_seconds, 2),
+                "train_members_sum": round(sum(r.seconds for r in results), 2),
+                "predict": round(predict_seconds, 2),
+                "total": round(time.perf_counter() - started, 2),
+            },
+            "resumed": resumed,
+            "submission": None if submission_path is None else str(submission_path),
+            "environment": environment(),
+        }
+    )
+    write_json(out / "metrics.json", metrics)
+    write_text(out / "metrics.md", metrics_markdown(metrics))
+    plot_convergence([r.history for r in results], out / "convergence.png", title=f"{spec.model} LeNet")
+    echo(f"validation accuracy: {metrics['ensemble']['val_accuracy']:.4f}  ({len(results)} member(s))")
+    echo(f"results: {out}/metrics.json, metrics.md, convergence.png")
+    return metrics
+
+
+def _evaluate(ensemble: Ensemble, split: Split, data: DigitData) -> dict[str, Any]:
+    """Validation (and any labeled test) accuracy of each member and of the averaged ensemble."""
+    figures: dict[str, Any] = {"member_val_accuracy": [], "ensemble": {}}
+    labeled_sets = {"val": (split.x_val, split.y_val)}
+    if split.y_test is not None:
+        labeled_sets["test"] = (split.x_test, split.y_test)
+    if data.test_labels is not None:
+        labeled_sets["heldout"] = (data.test_images, data.test_labels)
+    for name, (images, labels) in labeled_sets.items():
+        per_member = ensemble.member_probabilities(images)
+        figures[f"member_{name}_accuracy"] = [accuracy(p, labels) for p in per_member]
+        figures["ensemble"][f"{name}_accuracy"] = accuracy(per_member.mean(axis=0), labels)
+    return figures
+
+
+def metrics_markdown(metrics: dict[str, Any]) -> str:
+    """Markdown rendering of a run's metrics.json."""
+    model = metrics["config"]["model"]["name"]
+    rows = [
+        [
+            m["member"],
+            m["seed"],
+            m["train_accuracy"],
+            m["val_accuracy"],
+            m["best_epoch"],
+            m["epochs_run"],
+            f"{m['seconds']:.1f}",
+        ]
+        for m in metrics["members"]
+    ]
+    text = [f"# {model} LeNet: {len(rows)} member(s)\n", f"Data: {metrics['data_source']}\n"]
+    text.append(
+        markdown_table(["member", "seed", "train acc (best epoch)", "val acc", "best epoch", "epochs", "seconds"], rows)
+    )
+    ensemble = metrics["ensemble"]
+    summary = [[name.replace("_accuracy", ""), value] for name, value in ensemble.items()]
+    text.append("\n## Averaged probabilities\n\n" + markdown_table(["set", "accuracy"], summary))
+    val = np.asarray(metrics["member_val_accuracy"])
+    text.append(f"\nMember validation accuracy: {val.mean():.4f} ± {val.std(ddof=1) if len(val) > 1 else 0.0:.4f}\n")
+    timing = metrics["timing_seconds"]
+    text.append("\n## Timing (seconds)\n\n" + markdown_table(list(timing), [[f"{v:.1f}" for v in timing.values()]]))
+    if metrics.get("submission"):
+        text.append(f"\nSubmission: `{metrics['submission']}`\n")
+    return "".join(text)
+
+
+def predict_run(
+    run: str | Path,
+    output: str | Path,
+    *,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    members: int | None = None,
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> Path:
+    """Load a run directory's members, predict the test images and write a submission."""
+    ensemble = Ensemble.load(run, limit=members)
+    if data is None:
+        data = load_data(source)
+    if data.test_images is None:
+        raise LenetError(f"{data.source}: no test images (test.csv) to predict")
+    labels = ensemble.predict(data.test_images)
+    path = write_submission(labels, output, expected_rows=len(data.test_images), force=force)
+    echo(f"submission: {path} ({len(labels)} rows from {len(ensemble)} member(s))")
+    if data.test_labels is not None:
+        echo(f"held-out accuracy: {float(np.mean(labels == data.test_labels)):.4f}")
+    return path

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lenet_tf.cli import main
+from lenet_tf.models import OPTIMIZED_HPARAMS
+from lenet_tf.submission import read_submission
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("lenet-tf: error: ")
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--data", "missing/train.csv"], "missing/train.csv: no such file or directory"),
+        (["train", "--model", "vgg", "--data", "sample"], "unknown model 'vgg'"),
+        (["ensemble", "--members", "0"], "argument --members: must be an integer ≥ 1, got '0'"),
+        (["train", "--epochs", "-2"], "argument --epochs: must be an integer ≥ 1, got '-2'"),
+        (["train", "--batch-size", "abc"], "argument --batch-size: must be an integer ≥ 1, got 'abc'"),
+        (["train", "--split", "holdout"], "argument --split: invalid choice"),
+        (
+            ["train", "--model", "standard", "--hparams", "x.json", "--data", "sample"],
+            "--hparams applies to --model optimized only",
+        ),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["predict", "--run", "nowhere", "--output", "s.csv", "--data", "sample"], "nowhere: no saved members"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_status_2(argv, message, capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as excinfo:
+        sys.exit(main(argv))
+    assert excinfo.value.code == 2
+    assert message in _error_line(capsys)
+
+
+def test_bad_csv_and_bad_hparams_file(kaggle_dir: Path, tmp_path: Path, capsys) -> None:
+    train = kaggle_dir / "train.csv"
+    lines = train.read_text().splitlines()
+    lines[3] = lines[3].replace(",0,", ",256,", 1)
+    train.write_text("\n".join(lines) + "\n")
+    assert main(["train", "--data", str(kaggle_dir), "--out", str(tmp_path / "r")]) == 2
+    assert "train.csv: line 4: column 'pixel" in _error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+    hp = tmp_path / "hp.json"
+    hp.write_text(json.dumps(OPTIMIZED_HPARAMS.to_dict() | {"units_1": 100}))
+    assert main(["ensemble", "--data", "sample", "--hparams", str(hp), "--out", str(tmp_path / "e")]) == 2
+    assert "hp.json: units_1=100 is not allowed" in _error_line(capsys)
+
+
+def test_train_resume_predict_end_to_end(kaggle_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "--model",
+        "classic",
+        "--data",
+        str(kaggle_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    assert first["resumed"] is False and len(first["members"]) == 1
+    assert first["config"]["split_sizes"] == {"train": 420, "val": 180}
+    assert 0 <= first["ensemble"]["val_accuracy"] <= 1
+    assert first["members"][0]["val_accuracy"] == pytest.approx(first["ensemble"]["val_accuracy"], abs=1e-6)
+    assert {"tensorflow", "keras", "cpu"} <= set(first["environment"])
+    for name in ("config.json", "metrics.md", "convergence.png", "submission.csv", "members/member_01.keras"):
+        assert (out / name).is_file(), name
+    assert (out / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(read_submission(out / "submission.csv", expected_rows=50)) == 50
+
+    capsys.readouterr()
+    assert main(argv) == 0  # same command again: nothing retrained, same submission
+    assert "member 1/1: loaded" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["resumed"] is True
+
+    changed = [*argv[:-2], "2", "--no-progress"]
+    assert main(changed) == 2
+    assert "different configuration (train.epochs: 1 there, 2 now)" in _error_line(capsys)
+
+    target = tmp_path / "sub.csv"
+    assert main(["predict", "--run", str(out), "--data", str(kaggle_dir), "--output", str(target)]) == 0
+    assert target.read_text() == (out / "submission.csv").read_text()
+    target.write_text("ImageId,Label\n1,1\n")
+    assert main(["predict", "--run", str(out), "--data", str(kaggle_dir), "--output", str(target)]) == 2
+    assert "already exists with other predictions; pass --force" in _error_line(capsys)
+    assert target.read_text() == "ImageId,Label\n1,1\n"
+
+
+def test_console_script_help_and_error_have_no_traceback(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("lenet-tf")
+    help_text = subprocess.run([exe, "ensemble", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--members" in help_text and "digit-recognizer.zip" in help_text
+    bad = tmp_path / "train.csv"
+    bad.write_text("label,pixel0\n1,2\n")
+    done = subprocess.run([exe, "train", "--data", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"lenet-tf: error: {bad}: line 1: the header has 2 columns, expected 785")
+    )

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lenet_tf.errors import LenetError
+from lenet_tf.models import (
+    BUILDERS,
+    OPTIMIZED_HPARAMS,
+    SEARCH_SPACE,
+    LeNetHParams,
+    classic_lenet5,
+    get_builder,
+    lenet,
+    load_hparams,
+    optimized_lenet,
+    standard_lenet,
+)
+
+
+def test_parameter_counts_match_the_references() -> None:
+    assert standard_lenet().count_params() == 15_626
+    assert classic_lenet5().count_params() == 61_706
+    # conv 7x7x1x13+13, conv 7x7x13x11+11, dense 11*64+64, 64*256+256, 256*10+10
+    assert optimized_lenet().count_params() == (650 + 7_018) + (768 + 16_640 + 2_570) == 27_646
+
+
+def test_standard_topology_and_optimizer() -> None:
+    model = standard_lenet()
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "Conv2D", "AveragePooling2D", "Conv2D", "AveragePooling2D", "GlobalAveragePooling2D", "Dense", "Dense", "Dense",
+    ]  # fmt: skip
+    assert model.layers[1].strides == (1, 1) and model.layers[0].padding == "same"
+    assert model.layers[0].activation.__name__ == "tanh"
+    assert type(model.optimizer).__name__ == "Adam"
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert type(classic_lenet5().optimizer).__name__ == "SGD"
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_every_model_maps_28x28_images_to_probabilities(name: str) -> None:
+    model = get_builder(name)()
+    images = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    probabilities = np.asarray(model(images))
+    assert probabilities.shape == (4, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_classic_pads_to_32() -> None:
+    assert classic_lenet5().layers[0].output.shape[1:3] == (32, 32)
+
+
+def test_lenet_builds_any_point_of_the_search_space() -> None:
+    hp = LeNetHParams(3, 5, 3, 9, "relu", 1e-6, 4, 4, 32, 128, "sigmoid", 1e-2)
+    model = lenet(hp)
+    assert model.get_layer("conv_1").kernel_size == (3, 3) and model.get_layer("conv_2").filters == 9
+    assert model.get_layer("pool_1").pool_size == (4, 4) and model.get_layer("dense_2").units == 128
+    assert lenet(hp.to_dict()).count_params() == model.count_params()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("kernel_size_1", 4, "kernel_size_1=4 is not allowed; choose one of 3, 5, 7"),
+        ("filters_2", 12, "filters_2=12 is not allowed; choose one of 3, 5, 7, 9, 11, 13"),
+        ("conv_activation", "softmax", "conv_activation='softmax' is not allowed; choose one of sigmoid"),
+        ("conv_l2", 0.1, "conv_l2=0.1 is not allowed; use a number in [1e-06, 0.01]"),
+        ("dense_l2", float("nan"), "dense_l2=nan is not allowed"),
+        ("pool_size_2", 3, "pool_size_2=3 is not allowed; choose one of 2, 4"),
+        ("units_1", 100, "units_1=100 is not allowed; choose one of 32, 64, 128, 256"),
+        ("units_2", True, "units_2=True is not allowed"),
+    ],
+)
+def test_out_of_domain_values_name_the_field(field: str, value, message: str) -> None:
+    values = OPTIMIZED_HPARAMS.to_dict() | {field: value}
+    with pytest.raises(LenetError) as excinfo:
+        lenet(values)
+    assert message in str(excinfo.value)
+
+
+def test_unknown_and_missing_hyperparameters() -> None:
+    with pytest.raises(LenetError, match="unknown hyperparameter 'dropout'"):
+        lenet(OPTIMIZED_HPARAMS.to_dict() | {"dropout": 0.1})
+    values = OPTIMIZED_HPARAMS.to_dict()
+    del values["units_2"]
+    with pytest.raises(LenetError, match="missing hyperparameter 'units_2'"):
+        lenet(values)
+
+
+def test_search_space_has_the_twelve_reference_hyperparameters() -> None:
+    assert list(SEARCH_SPACE) == list(OPTIMIZED_HPARAMS.to_dict())
+    assert len(SEARCH_SPACE) == 12
+    OPTIMIZED_HPARAMS.validate()
+
+
+def test_load_hparams_file(tmp_path: Path) -> None:
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps({"hparams": OPTIMIZED_HPARAMS.to_dict()}))
+    assert load_hparams(path) == OPTIMIZED_HPARAMS
+    path.write_text('{"kernel_size_1": 7,')
+    with pytest.raises(LenetError, match=r"best.json: line 1: malformed JSON"):
+        load_hparams(path)
+    path.write_text(json.dumps(OPTIMIZED_HPARAMS.to_dict() | {"filters_1": 4}))
+    with pytest.raises(LenetError, match=r"best.json: filters_1=4 is not allowed"):
+        load_hparams(path)
+    with pytest.raises(LenetError, match="no such file"):
+        load_hparams(tmp_path / "missing.json")
+
+
+def test_unknown_model_name() -> None:
+    with pytest.raises(LenetError, match="unknown model 'vgg'; choose one of standard, classic, optimized"):
+        get_builder("vgg")

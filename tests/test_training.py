@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lenet_tf.data import prepare, split_data
+from lenet_tf.errors import LenetError
+from lenet_tf.models import classic_lenet5, standard_lenet
+from lenet_tf.training import TrainConfig, accuracy, predict_proba, train
+
+
+def test_fit_reports_the_restored_best_epoch(tiny) -> None:
+    split = split_data(tiny, "deployment", seed=0)
+    model, result = train(classic_lenet5, split, config=TrainConfig(epochs=4, patience=1), seed=1, progress=False)
+    val = result.history["val_accuracy"]
+    assert result.epochs_run == len(val) <= 4
+    assert result.best_epoch == int(np.argmax(val)) + 1
+    assert result.val_accuracy == max(val)
+    assert result.train_accuracy == result.history["accuracy"][result.best_epoch - 1]
+    # restore_best_weights: the returned model is the best epoch's, not the last one's.
+    assert accuracy(predict_proba(model, split.x_val), split.y_val) == pytest.approx(result.val_accuracy, abs=1e-6)
+    assert result.seconds > 0 and result.seed == 1
+
+
+def test_same_seed_same_model_different_seed_different(tiny) -> None:
+    split = split_data(tiny, "deployment", seed=0)
+    config = TrainConfig(epochs=1)
+    first, _ = train(standard_lenet, split, config=config, seed=5, progress=False)
+    again, _ = train(standard_lenet, split, config=config, seed=5, progress=False)
+    other, _ = train(standard_lenet, split, config=config, seed=6, progress=False)
+    x = prepare(split.x_val[:32])
+    np.testing.assert_allclose(first.predict(x, verbose=0), again.predict(x, verbose=0), atol=1e-6)
+    assert not np.allclose(first.predict(x, verbose=0), other.predict(x, verbose=0), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (TrainConfig(epochs=0), "--epochs must be an integer ≥ 1"),
+        (TrainConfig(batch_size=-3), "--batch-size must be an integer ≥ 1"),
+        (TrainConfig(patience=-1), "--patience must be an integer ≥ 0"),
+        (TrainConfig(monitor="loss"), "monitor must be val_accuracy or val_loss"),
+    ],
+)
+def test_bad_training_configuration(config: TrainConfig, message: str) -> None:
+    with pytest.raises(LenetError, match=message):
+        config.validate()
+
+
+def test_accuracy() -> None:
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    assert accuracy(probabilities, np.array([0, 1, 1])) == pytest.approx(2 / 3)
