@@ -84,6 +84,11 @@ def run_training(
     if spec.max_train:
         data = subsample(data, spec.max_train, seed=spec.split_seed)
     echo(f"data: {data.source}")
+    if data.source.startswith("embedded"):
+        echo(
+            f"note: this is the small embedded demo sample; its {len(data.test_labels):,} held-out digits"
+            " stand in for the competition test set. Pass --data (or DATA=) digit-recognizer.zip for the real job."
+        )
     split = split_data(data, spec.protocol, seed=spec.split_seed)
     load_seconds = time.perf_counter() - started
 
