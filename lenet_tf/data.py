@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ class DigitData:
     test_images: np.ndarray | None
     test_labels: np.ndarray | None
     source: str
+    load_seconds: float = 0.0  # time spent reading and validating, for run timings
 
     def fingerprint(self) -> str:
         """A short hash of the labeled data, so a run can tell whether its data changed."""
@@ -279,12 +281,18 @@ def find_default_data(root: str | Path = ".") -> Path | None:
 
 
 def load_data(source: str | Path | None = None, *, test: str | Path | None = None) -> DigitData:
-    """Load digits from ``source``.
+    """Load digits from ``source``, recording how long reading and validating took.
 
     ``source`` is a directory, the competition zip, a ``train.csv`` path (``test`` names the
     matching ``test.csv``), ``"sample"`` for the embedded sample or ``"mnist"`` for
     ``keras.datasets``. ``None`` uses ``data/`` when it holds the Kaggle files, else the sample.
     """
+    started = time.perf_counter()
+    data = _load(source, test)
+    return replace(data, load_seconds=time.perf_counter() - started)
+
+
+def _load(source: str | Path | None, test: str | Path | None) -> DigitData:
     if source is None or str(source) == "":
         default = find_default_data()
         if default is None:

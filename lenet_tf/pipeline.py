@@ -90,7 +90,7 @@ def run_training(
             " stand in for the competition test set. Pass --data (or DATA=) digit-recognizer.zip for the real job."
         )
     split = split_data(data, spec.protocol, seed=spec.split_seed)
-    load_seconds = time.perf_counter() - started
+    load_seconds = data.load_seconds + time.perf_counter() - started
 
     config = {
         "model": model_info,
@@ -152,7 +152,7 @@ def run_training(
                 "train": round(train_seconds, 2),
                 "train_members_sum": round(sum(r.seconds for r in results), 2),
                 "predict": round(predict_seconds, 2),
-                "total": round(time.perf_counter() - started, 2),
+                "total": round(data.load_seconds + time.perf_counter() - started, 2),
             },
             "resumed": resumed,
             "submission": None if submission_path is None else str(submission_path),
@@ -205,7 +205,8 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
     summary = [[name.replace("_accuracy", ""), value] for name, value in ensemble.items()]
     text.append("\n## Averaged probabilities\n\n" + markdown_table(["set", "accuracy"], summary))
     val = np.asarray(metrics["member_val_accuracy"])
-    text.append(f"\nMember validation accuracy: {val.mean():.4f} ± {val.std(ddof=1) if len(val) > 1 else 0.0:.4f}\n")
+    if len(val) > 1:
+        text.append(f"\nMember validation accuracy: {val.mean():.4f} ± {val.std(ddof=1):.4f} (mean ± std)\n")
     timing = metrics["timing_seconds"]
     text.append("\n## Timing (seconds)\n\n" + markdown_table(list(timing), [[f"{v:.1f}" for v in timing.values()]]))
     if metrics.get("submission"):
