@@ -258,3 +258,17 @@ def get_builder(name: str) -> Callable[[], keras.Sequential]:
         return BUILDERS[name]
     except KeyError:
         raise LenetError(f"unknown model {name!r}; choose one of {', '.join(BUILDERS)}") from None
+
+
+def resolve_model(
+    name: str, hparams_path: str | Path | None = None
+) -> tuple[Callable[[], keras.Model], dict[str, Any]]:
+    """The builder for ``name`` and a description of it for the run's configuration."""
+    builder = get_builder(name)
+    if hparams_path is None:
+        hparams = OPTIMIZED_HPARAMS.to_dict() if name == "optimized" else None
+        return builder, {"name": name, "hparams": hparams, "hparams_source": "preset" if hparams else None}
+    if name != "optimized":
+        raise LenetError(f"--hparams applies to --model optimized only, not {name!r}")
+    hparams = load_hparams(hparams_path)
+    return (lambda: lenet(hparams)), {"name": name, "hparams": hparams.to_dict(), "hparams_source": str(hparams_path)}

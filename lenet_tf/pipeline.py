@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
 from .data import DigitData, Split, load_data, split_data, subsample
 from .ensemble import Ensemble, train_members
 from .errors import LenetError
-from .models import OPTIMIZED_HPARAMS, get_builder, lenet, load_hparams
+from .models import resolve_model
 from .plots import plot_convergence
 from .runs import environment, markdown_table, open_run, write_json, write_text
 from .submission import write_submission
@@ -45,20 +44,6 @@ class JobSpec:
     max_train: int | None = None
     hparams_path: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
-
-
-def resolve_model(
-    name: str, hparams_path: str | Path | None = None
-) -> tuple[Callable[[], keras.Model], dict[str, Any]]:
-    """The builder for ``name`` and a description of it for the run's configuration."""
-    builder = get_builder(name)
-    if hparams_path is None:
-        hparams = OPTIMIZED_HPARAMS.to_dict() if name == "optimized" else None
-        return builder, {"name": name, "hparams": hparams, "hparams_source": "preset" if hparams else None}
-    if name != "optimized":
-        raise LenetError(f"--hparams applies to --model optimized only, not {name!r}")
-    hparams = load_hparams(hparams_path)
-    return (lambda: lenet(hparams)), {"name": name, "hparams": hparams.to_dict(), "hparams_source": str(hparams_path)}
 
 
 def run_training(

@@ -1,0 +1,39 @@
+"""Summary statistics over repeated trainings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+
+def summarize(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> dict[str, Any]:
+    """Mean, sample standard deviation (ddof=1) and a Student-t confidence interval of the mean.
+
+    With one value the spread is undefined: std and the interval half-width are reported as 0.
+    Works elementwise along axis 0 for arrays of per-class figures.
+    """
+    array = np.asarray(values, dtype=float)
+    n = array.shape[0]
+    mean = array.mean(axis=0)
+    if n > 1:
+        std = array.std(axis=0, ddof=1)
+        half = stats.t.ppf(0.5 + confidence / 2, df=n - 1) * std / np.sqrt(n)
+    else:
+        std = np.zeros_like(mean)
+        half = np.zeros_like(mean)
+    return {
+        "n": int(n),
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "ci_low": (mean - half).tolist(),
+        "ci_high": (mean + half).tolist(),
+        "confidence": confidence,
+    }
+
+
+def pm(summary: dict[str, Any], digits: int = 3) -> str:
+    """``mean ± std`` text of a scalar summary."""
+    return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
