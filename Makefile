@@ -4,6 +4,7 @@
 #                   (default: ./data/ when it holds them, else the embedded MNIST sample)
 #   OUT=dir         run directory (default results/<target>)
 #   MEMBERS=10 EPOCHS=100 SEED=0 ARGS="..." (any other lenet-tf option, e.g. ARGS=--force)
+#   MODEL=standard|classic|optimized|ensemble  REPEATS=...  (evaluate, learning-curve)
 
 PYTHON ?= python3
 VENV := .venv
@@ -16,11 +17,16 @@ SEED ?= 0
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 EPOCHS_ARG := --epochs $(EPOCHS) --seed $(SEED)
 
-.PHONY: install test test-slow lint standard classic optimized ensemble models clean help
+MODEL ?= standard
+REPEATS_ARG := $(if $(REPEATS),--repeats $(REPEATS),)
+
+.PHONY: install test test-slow lint standard classic optimized ensemble evaluate learning-curve report models clean help
 
 help:
-	@echo "make install | test | test-slow | lint | standard | classic | optimized | ensemble | models | clean"
-	@echo "variables: DATA=<dir or zip>  OUT=<run dir>  MEMBERS=$(MEMBERS)  EPOCHS=$(EPOCHS)  SEED=$(SEED)  ARGS=<extra lenet-tf options>"
+	@echo "make install | test | test-slow | lint | standard | classic | optimized | ensemble"
+	@echo "     evaluate | learning-curve | report | models | clean"
+	@echo "variables: DATA=<dir or zip>  OUT=<run dir>  MEMBERS=$(MEMBERS)  EPOCHS=$(EPOCHS)  SEED=$(SEED)"
+	@echo "           MODEL=$(MODEL)  REPEATS=<n>  ARGS=<extra lenet-tf options>"
 
 install: $(STAMP)
 
@@ -44,6 +50,15 @@ standard classic optimized: install
 
 ensemble: install
 	$(BIN)/lenet-tf ensemble --model optimized --members $(MEMBERS) $(DATA_ARG) $(EPOCHS_ARG) --out $(or $(OUT),results/ensemble) $(ARGS)
+
+evaluate: install
+	$(BIN)/lenet-tf evaluate --model $(MODEL) $(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)
+
+learning-curve: install
+	$(BIN)/lenet-tf learning-curve --model $(MODEL) $(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)
+
+report: install
+	$(BIN)/lenet-tf compare --results results --output $(or $(OUT),results/report.md)
 
 models: install
 	$(BIN)/lenet-tf models

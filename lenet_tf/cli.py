@@ -55,75 +55,99 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="lenet-tf",
-        description="Train LeNet networks and ensembles on the Kaggle Digit Recognizer data and write submissions.",
+        description="Train LeNet networks and ensembles on the Kaggle Digit Recognizer data, evaluate them "
+        "as the reference study does, and write submissions.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help_text, description=description, epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+
     def data_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", help="data source (see below); default: ./data/ or the embedded sample")
         p.add_argument("--test", help="test.csv to go with a train.csv given as --data")
 
-    def train_options(p: argparse.ArgumentParser, members_default: int, model_default: str) -> None:
+    def model_options(p: argparse.ArgumentParser, *, model: str, members: int | None, choices: str) -> None:
         data_options(p)
-        p.add_argument("--model", default=model_default, help=f"one of {', '.join(BUILDERS)} (default {model_default})")
+        p.add_argument("--model", default=model, help=f"one of {choices} (default {model})")
         p.add_argument("--hparams", help="JSON hyperparameters for --model optimized (default: the published preset)")
         p.add_argument(
-            "--members",
-            type=_int_at_least(1),
-            default=members_default,
-            help=f"number of independently trained models averaged (default {members_default})",
-        )
-        p.add_argument("--out", help="run directory (default results/<model> or results/ensemble)")
-        p.add_argument("--submission", help="submission CSV path (default <out>/submission.csv)")
-        p.add_argument(
-            "--split",
-            choices=PROTOCOLS,
-            default="deployment",
-            help="deployment: 70/30 train/val (default); evaluation: 60/20/20 train/val/test",
-        )
-        p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the members (default 0)")
+            "--members", type=_int_at_least(1), default=members,
+            help=f"independently trained models averaged (default {members or '1; 10 for --model ensemble'})",
+        )  # fmt: skip
+        p.add_argument("--out", help="run directory (default under results/)")
+        p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the trainings (default 0)")
         p.add_argument("--split-seed", type=_int_at_least(0), default=0, help="seed of the split (default 0)")
-        p.add_argument("--epochs", type=_int_at_least(1), default=100, help="epoch cap (default 100)")
-        p.add_argument("--batch-size", type=_int_at_least(1), default=32, help="default 32")
-        p.add_argument("--patience", type=_int_at_least(0), default=5, help="early-stopping patience (default 5)")
-        p.add_argument(
-            "--max-train",
-            type=_int_at_least(1),
-            help="use a stratified subset of this many labeled rows (quick runs)",
-        )
-        p.add_argument(
-            "--force", action="store_true", help="replace a different run in --out and an existing submission"
-        )
+        p.add_argument("--max-train", type=_int_at_least(1), help="stratified subset of this many labeled rows")
+        p.add_argument("--force", action="store_true", help="replace a different run in --out (and a submission)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    p_train = sub.add_parser(
-        "train",
-        help="train one model and write its submission",
-        description="Train one LeNet (resumable) and write metrics and a submission.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train_options(p_train, members_default=1, model_default="standard")
+    def fit_options(p: argparse.ArgumentParser, *, epochs: int = 100, patience: int = 5) -> None:
+        p.add_argument("--epochs", type=_int_at_least(1), default=epochs, help=f"epoch cap (default {epochs})")
+        p.add_argument("--batch-size", type=_int_at_least(1), default=32, help="default 32")
+        p.add_argument(
+            "--patience", type=_int_at_least(0), default=patience, help=f"early-stopping patience (default {patience})"
+        )
 
-    p_ens = sub.add_parser(
-        "ensemble",
-        help="train an ensemble and write its submission",
-        description="Train N LeNets (each saved when it finishes; rerun to resume), average "
-        "their probabilities, write metrics and a submission.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train_options(p_ens, members_default=10, model_default="optimized")
+    names = ", ".join(BUILDERS)
+    for name, members, model, help_text, description in (
+        ("train", 1, "standard", "train one model and write its submission",
+         "Train one LeNet (resumable) and write metrics and a submission."),
+        ("ensemble", 10, "optimized", "train an ensemble and write its submission",
+         "Train N LeNets (each saved when it finishes; rerun to resume), average their probabilities, "
+         "write metrics and a submission."),
+    ):  # fmt: skip
+        p = command(name, help_text, description)
+        model_options(p, model=model, members=members, choices=names)
+        fit_options(p)
+        p.add_argument(
+            "--split", choices=PROTOCOLS, default="deployment",
+            help="deployment: 70/30 train/val (default); evaluation: 60/20/20 train/val/test",
+        )  # fmt: skip
+        p.add_argument("--submission", help="submission CSV path (default <out>/submission.csv)")
 
-    p_pred = sub.add_parser(
+    p_eval = command(
+        "evaluate",
+        "repeated trainings: accuracy, ROC AUC, confusion matrices",
+        "Train the model R times (K members each) on the evaluation split 60/20/20 and report mean ± std, "
+        "95 % CI, per-class ROC AUC and confusion matrices on the held-out part (resumable).",
+    )
+    model_options(p_eval, model="standard", members=None, choices=f"{names}, ensemble")
+    fit_options(p_eval)
+    p_eval.add_argument("--repeats", type=_int_at_least(1), default=10, help="repeated trainings (default 10)")
+
+    p_curve = command(
+        "learning-curve",
+        "accuracy against the training-set size",
+        "Train on stratified fractions of the evaluation train split, R repeats each, and plot train and "
+        "test accuracy (mean ± std) against the number of training images (resumable).",
+    )
+    model_options(p_curve, model="standard", members=None, choices=f"{names}, ensemble")
+    fit_options(p_curve, epochs=1000, patience=10)
+    p_curve.add_argument("--repeats", type=_int_at_least(1), default=20, help="repeats per size (default 20)")
+    p_curve.add_argument(
+        "--fractions", default="0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08,0.09,0.1",
+        help="comma-separated fractions of the train split (default 0.01,…,0.1)",
+    )  # fmt: skip
+
+    p_cmp = command(
+        "compare",
+        "table of finished evaluations beside the reference study",
+        "Collect every evaluation.json under --results into one Markdown table with the reference figures.",
+    )
+    p_cmp.add_argument("--results", default="results", help="directory searched for evaluations (default results)")
+    p_cmp.add_argument("--output", default="results/report.md", help="Markdown report (default results/report.md)")
+
+    p_pred = command(
         "predict",
-        help="write a submission from a finished run",
-        description="Load a run's saved members and write a Kaggle submission for the test images.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write a submission from a finished run",
+        "Load a run's saved members and write a Kaggle submission for the test images.",
     )
     data_options(p_pred)
     p_pred.add_argument("--run", required=True, help="run directory (holding members/member_XX.keras)")
@@ -135,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_and_members(args: argparse.Namespace) -> tuple[str, int]:
+    """``--model ensemble`` is the optimized LeNet with 10 members (the study's ensemble)."""
+    if args.model == "ensemble":
+        return "optimized", args.members or 10
+    return args.model, args.members or 1
+
+
 def _run(args: argparse.Namespace) -> None:
     if args.command == "models":
         from .models import BUILDERS
@@ -143,40 +174,54 @@ def _run(args: argparse.Namespace) -> None:
             model = builder()
             print(f"{name:10s} {model.name:16s} {model.count_params():>7,d} parameters")
         return
+    if args.command == "compare":
+        from .report import compare
+
+        print(f"report: {compare(args.results, args.output)}")
+        return
 
     # Data first: it needs no TensorFlow, so a bad file is reported before TF's start-up.
     from .data import load_data
 
+    fractions = None
+    if args.command == "learning-curve":
+        from .learning_curve import parse_fractions
+
+        fractions = parse_fractions(args.fractions)
     data = load_data(args.data, test=args.test)
 
-    from . import pipeline
-
     if args.command == "predict":
-        pipeline.predict_run(args.run, args.output, data=data, source=args.data, members=args.members, force=args.force)
+        from .pipeline import predict_run
+
+        predict_run(args.run, args.output, data=data, members=args.members, force=args.force)
         return
 
     from .training import TrainConfig
 
-    spec = pipeline.JobSpec(
-        model=args.model,
-        members=args.members,
-        protocol=args.split,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        max_train=args.max_train,
-        hparams_path=args.hparams,
-        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience),
-    )
-    default_out = "results/ensemble" if args.command == "ensemble" else f"results/{args.model}"
-    pipeline.run_training(
-        spec,
-        args.out or default_out,
-        data=data,
-        source=args.data,
-        submission=args.submission,
-        force=args.force,
-        progress=not args.no_progress,
-    )
+    fit = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience)
+    model, members = _model_and_members(args)
+    common = {
+        "model": model, "members": members, "seed": args.seed, "split_seed": args.split_seed,
+        "max_train": args.max_train, "hparams_path": args.hparams, "train": fit,
+    }  # fmt: skip
+    label = "ensemble" if args.model == "ensemble" else model
+    options = {"data": data, "force": args.force, "progress": not args.no_progress}
+    if args.command == "evaluate":
+        from .evaluation import EvaluationSpec, evaluate
+
+        evaluate(EvaluationSpec(repeats=args.repeats, **common), args.out or f"results/evaluate-{label}", **options)
+    elif args.command == "learning-curve":
+        from .learning_curve import LearningCurveSpec, learning_curve
+
+        spec = LearningCurveSpec(repeats=args.repeats, fractions=fractions, **common)
+        learning_curve(spec, args.out or f"results/learning-curve-{label}", **options)
+    else:
+        from .pipeline import JobSpec, run_training
+
+        default_out = "results/ensemble" if args.command == "ensemble" else f"results/{model}"
+        run_training(
+            JobSpec(protocol=args.split, **common), args.out or default_out, submission=args.submission, **options
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

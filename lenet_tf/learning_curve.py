@@ -1,0 +1,201 @@
+"""Learning curves: accuracy against the number of training images, over repeated trainings.
+
+On the evaluation protocol's split, each point trains the model (or a K-member ensemble) on a
+stratified random subset of the training part — a fraction of it, new subset and seeds every
+repeat — with a large epoch cap and early stopping (patience 10) on the validation part, then
+measures accuracy on the subset it was trained on and on the held-out test part. Every finished
+point is on disk, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
+
+from .data import N_CLASSES, DigitData, Split, load_data, split_data, subsample
+from .ensemble import train_members
+from .errors import LenetError
+from .evaluation import repeat_seed
+from .models import resolve_model
+from .plots import plot_learning_curve
+from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
+from .training import TrainConfig, accuracy
+
+DEFAULT_FRACTIONS = tuple(round(0.01 * i, 2) for i in range(1, 11))
+POINTS_DIR = "points"
+
+
+def _curve_protocol() -> TrainConfig:
+    # Small training sets need many epochs to converge: a large cap, patience 10 (the study's).
+    return TrainConfig(epochs=1000, patience=10)
+
+
+@dataclass(frozen=True)
+class LearningCurveSpec:
+    """Model, members per point, training-set fractions, repeats per fraction, seeds, protocol."""
+
+    model: str = "standard"
+    members: int = 1
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    repeats: int = 20
+    seed: int = 0
+    split_seed: int = 0
+    max_train: int | None = None
+    hparams_path: str | None = None
+    train: TrainConfig = field(default_factory=_curve_protocol)
+
+    def validate(self) -> LearningCurveSpec:
+        for name in ("members", "repeats"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LenetError(f"--{name} must be an integer ≥ 1, got {value!r}")
+        if not self.fractions:
+            raise LenetError("--fractions: give at least one fraction")
+        for value in self.fractions:
+            if not isinstance(value, int | float) or not math.isfinite(value) or not 0 < value <= 1:
+                raise LenetError(f"--fractions: {value!r} is not a fraction in (0, 1]")
+        self.train.validate()
+        return self
+
+
+def parse_fractions(text: str) -> tuple[float, ...]:
+    """``"0.01,0.02,0.5"`` → sorted unique fractions; a bad item raises LenetError naming it."""
+    values = []
+    for item in text.split(","):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise LenetError(f"--fractions: {item.strip()!r} is not a number") from None
+    spec = LearningCurveSpec(fractions=tuple(values))
+    spec.validate()
+    return tuple(sorted(set(values)))
+
+
+def training_subset(split: Split, size: int, seed: int) -> Split:
+    """``split`` with its training part replaced by a stratified random subset of ``size`` images."""
+    total = len(split.y_train)
+    if size >= total:
+        return split
+    if size < 2 * N_CLASSES:
+        raise LenetError(f"a training subset of {size} images is too small; use at least {2 * N_CLASSES}")
+    keep, _ = train_test_split(np.arange(total), train_size=size, stratify=split.y_train, random_state=seed)
+    keep = np.sort(keep)
+    return replace(split, x_train=split.x_train[keep], y_train=split.y_train[keep])
+
+
+def learning_curve(
+    spec: LearningCurveSpec,
+    out: str | Path,
+    *,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Compute (or resume) a learning curve into ``out`` and return it."""
+    spec.validate()
+    out = Path(out)
+    started = time.perf_counter()
+    builder, model_info = resolve_model(spec.model, spec.hparams_path)
+    if data is None:
+        data = load_data(source)
+    if spec.max_train:
+        data = subsample(data, spec.max_train, seed=spec.split_seed)
+    split = split_data(data, "evaluation", seed=spec.split_seed)
+    train_total = len(split.y_train)
+    sizes = sorted({max(1, round(f * train_total)) for f in spec.fractions})
+    echo(f"data: {data.source}; training sizes {sizes} of {train_total}, {spec.repeats} repeats each")
+    config = {
+        "kind": "learning_curve",
+        "model": model_info,
+        "members": spec.members,
+        "seed": spec.seed,
+        "split_seed": spec.split_seed,
+        "split_sizes": split.sizes(),
+        "max_train": spec.max_train,
+        "data_fingerprint": data.fingerprint(),
+        "train": spec.train.to_dict(),
+    }
+    if open_run(out, config, force=force):
+        echo(f"resuming the learning curve in {out}: finished points are not trained again")
+
+    points: list[dict[str, Any]] = []
+    bar = tqdm(total=len(sizes) * spec.repeats, desc="learning curve", unit="fit", disable=not progress)
+    for size in sizes:
+        for r in range(spec.repeats):
+            directory = out / POINTS_DIR / f"size_{size:05d}" / f"repeat_{r + 1:02d}"
+            path = directory / "metrics.json"
+            if path.is_file():
+                point = read_json(path)
+            else:
+                seed = repeat_seed(spec.seed, r) * 100_000 + size
+                subset = training_subset(split, size, seed=seed)
+                ensemble, results = train_members(
+                    builder, subset, members=spec.members, directory=directory, seed=seed,
+                    config=spec.train, progress=False,
+                )  # fmt: skip
+                point = {
+                    "size": size,
+                    "repeat": r + 1,
+                    "train_accuracy": accuracy(ensemble.predict_proba(subset.x_train), subset.y_train),
+                    "test_accuracy": accuracy(ensemble.predict_proba(split.x_test), split.y_test),
+                    "epochs": [res.epochs_run for res in results],
+                    "seconds": float(sum(res.seconds for res in results)),
+                }
+                write_json(path, point)
+            points.append(point)
+            bar.update(1)
+            bar.set_postfix(size=size, test=f"{point['test_accuracy']:.3f}")
+    bar.close()
+
+    curve = curve_summary(points, spec.repeats)
+    result = {
+        "config": config,
+        "fractions": list(spec.fractions),
+        "data_source": data.source,
+        "curve": curve,
+        "points": points,
+        "seconds": round(time.perf_counter() - started, 2),
+        "environment": environment(),
+    }
+    write_json(out / "learning_curve.json", result)
+    write_text(out / "learning_curve.md", learning_curve_markdown(result))
+    title = f"{model_info['name']} LeNet" + (f", ensemble of {spec.members}" if spec.members > 1 else "")
+    plot_learning_curve(curve, out / "learning_curve.png", title=title)
+    echo(f"learning curve: {out}/learning_curve.json, learning_curve.md, learning_curve.png")
+    return result
+
+
+def curve_summary(points: Sequence[dict[str, Any]], repeats: int) -> dict[str, Any]:
+    """Per training size: mean and sample std (ddof=1) of train and test accuracy."""
+    sizes = sorted({p["size"] for p in points})
+    curve: dict[str, Any] = {"sizes": sizes, "repeats": repeats}
+    for name in ("train", "test"):
+        means, stds = [], []
+        for size in sizes:
+            values = np.array([p[f"{name}_accuracy"] for p in points if p["size"] == size])
+            means.append(float(values.mean()))
+            stds.append(float(values.std(ddof=1)) if len(values) > 1 else 0.0)
+        curve[f"{name}_mean"], curve[f"{name}_std"] = means, stds
+    return curve
+
+
+def learning_curve_markdown(result: dict[str, Any]) -> str:
+    curve = result["curve"]
+    rows = [
+        [size, f"{curve['train_mean'][i]:.4f} ± {curve['train_std'][i]:.4f}",
+         f"{curve['test_mean'][i]:.4f} ± {curve['test_std'][i]:.4f}"]
+        for i, size in enumerate(curve["sizes"])
+    ]  # fmt: skip
+    model = result["config"]["model"]["name"]
+    header = f"# Learning curve: {model} LeNet ({curve['repeats']} repeats per size, mean ± std)\n\n"
+    return header + markdown_table(["training images", "train accuracy", "test accuracy"], rows)

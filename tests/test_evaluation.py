@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lenet_tf.data import Split
+from lenet_tf.errors import LenetError
+from lenet_tf.evaluation import EvaluationSpec, evaluate, repeat_metrics, summarize_repeats
+from lenet_tf.learning_curve import LearningCurveSpec, curve_summary, learning_curve, parse_fractions
+from lenet_tf.report import compare
+from lenet_tf.stats import summarize
+from lenet_tf.training import FitResult, TrainConfig
+
+
+def test_summary_statistics_by_hand() -> None:
+    summary = summarize([0.96, 0.97, 0.98])
+    assert summary["mean"] == pytest.approx(0.97)
+    assert summary["std"] == pytest.approx(0.01)  # sample std, ddof=1
+    half = 4.302653 * 0.01 / np.sqrt(3)  # t(0.975, 2 dof)
+    assert summary["ci_low"] == pytest.approx(0.97 - half, abs=1e-6)
+    assert summary["ci_high"] == pytest.approx(0.97 + half, abs=1e-6)
+    per_class = summarize([[1.0, 0.0], [0.0, 0.0]])
+    assert per_class["mean"] == [0.5, 0.0] and per_class["std"] == pytest.approx([np.sqrt(0.5), 0.0])
+    single = summarize([0.9])
+    assert single["std"] == 0.0 and single["ci_low"] == single["ci_high"] == 0.9
+
+
+class _FixedScores:
+    """Stands in for an Ensemble whose test probabilities are known."""
+
+    def __init__(self, scores: np.ndarray):
+        self.scores = scores
+
+    def __len__(self) -> int:
+        return 1
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return self.scores
+
+
+def _pairwise_auc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
+    wins = (positive_scores[:, None] > negative_scores[None, :]).sum()
+    ties = (positive_scores[:, None] == negative_scores[None, :]).sum()
+    return (wins + 0.5 * ties) / (len(positive_scores) * len(negative_scores))
+
+
+def test_repeat_metrics_roc_auc_and_confusion_against_hand_computation() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 6)
+    scores = rng.random((60, 10))
+    scores[np.arange(60), labels] += 0.6  # mostly right, with some mistakes
+    scores /= scores.sum(axis=1, keepdims=True)
+    images = np.zeros((60, 28, 28), dtype=np.uint8)
+    split = Split(images, labels, images, labels, images, labels, protocol="evaluation")
+    fit = FitResult(history={}, best_epoch=3, epochs_run=8, train_accuracy=0.91, val_accuracy=0.93, seconds=2.0, seed=0)
+    metrics, proba = repeat_metrics(_FixedScores(scores), [fit], split)
+    for digit in range(10):
+        expected = _pairwise_auc(scores[labels == digit, digit], scores[labels != digit, digit])
+        assert metrics["roc_auc"][digit] == pytest.approx(expected)
+    predictions = scores.argmax(axis=1)
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(predictions == labels))
+    confusion = np.array(metrics["confusion"])
+    for digit in range(10):
+        row = np.bincount(predictions[labels == digit], minlength=10) / 6
+        np.testing.assert_allclose(confusion[digit], row)
+    assert metrics["train_accuracy"] == 0.91 and metrics["val_accuracy"] == 0.93
+    summary = summarize_repeats([metrics | {"test_accuracy": 0.5}, metrics | {"test_accuracy": 0.7}])
+    assert summary["test_accuracy"]["mean"] == pytest.approx(0.6)
+    assert summary["test_accuracy"]["std"] == pytest.approx(np.sqrt(0.02))
+
+
+def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    spec = EvaluationSpec(model="classic", repeats=2, train=TrainConfig(epochs=1))
+    result = evaluate(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    assert result["config"]["split_sizes"] == {"train": 360, "val": 120, "test": 120}
+    tests = [r["test_accuracy"] for r in result["repeats"]]
+    assert len(tests) == 2 and tests[0] != tests[1]  # new seeds every repeat
+    assert result["summary"]["test_accuracy"]["mean"] == pytest.approx(np.mean(tests))
+    on_disk = json.loads((out / "evaluation.json").read_text())
+    assert on_disk["summary"]["roc_auc"]["n"] == 2 and len(on_disk["summary"]["roc_auc"]["mean"]) == 10
+    markdown = (out / "evaluation.md").read_text()
+    assert f"{np.mean(tests):.3f} ± {np.std(tests, ddof=1):.3f}" in markdown
+    for name in ("roc_curves.png", "confusion_matrix.png", "accuracy_repeats.png", "convergence.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    first_repeat = out / "repeats" / "repeat_01" / "metrics.json"
+    stamp = first_repeat.stat().st_mtime_ns
+
+    messages: list[str] = []
+    grown = evaluate(
+        EvaluationSpec(model="classic", repeats=3, train=TrainConfig(epochs=1)), out, data=tiny, progress=False,
+        echo=messages.append,
+    )  # fmt: skip
+    assert any(m.startswith("resuming the evaluation") for m in messages)
+    assert first_repeat.stat().st_mtime_ns == stamp  # not trained again
+    assert [r["test_accuracy"] for r in grown["repeats"][:2]] == tests
+    assert grown["summary"]["test_accuracy"]["n"] == 3
+
+
+def test_evaluate_ensemble_of_two(tiny, tmp_path: Path) -> None:
+    spec = EvaluationSpec(model="standard", members=2, repeats=1, train=TrainConfig(epochs=1))
+    result = evaluate(spec, tmp_path / "ens", data=tiny, progress=False, echo=lambda _: None)
+    assert len(result["repeats"][0]["members"]) == 2
+    assert "ensemble of 2" in (tmp_path / "ens" / "evaluation.md").read_text()
+
+
+def test_bad_evaluation_and_curve_settings() -> None:
+    with pytest.raises(LenetError, match="--repeats must be an integer ≥ 1"):
+        EvaluationSpec(repeats=0).validate()
+    with pytest.raises(LenetError, match=r"--fractions: 1.5 is not a fraction in \(0, 1\]"):
+        parse_fractions("0.1,1.5")
+    with pytest.raises(LenetError, match="--fractions: 'x' is not a number"):
+        parse_fractions("0.1,x")
+    assert parse_fractions("0.2,0.1,0.2") == (0.1, 0.2)
+
+
+def test_learning_curve_points_summary_and_resume(tiny, tmp_path: Path) -> None:
+    out = tmp_path / "curve"
+    spec = LearningCurveSpec(model="classic", fractions=(0.1, 0.2), repeats=2, train=TrainConfig(epochs=2, patience=1))
+    result = learning_curve(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    assert result["curve"]["sizes"] == [36, 72]
+    assert len(result["points"]) == 4
+    small = [p["test_accuracy"] for p in result["points"] if p["size"] == 36]
+    assert result["curve"]["test_mean"][0] == pytest.approx(np.mean(small))
+    assert result["curve"]["test_std"][0] == pytest.approx(np.std(small, ddof=1))
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    messages: list[str] = []
+    again = learning_curve(spec, out, data=tiny, progress=False, echo=messages.append)
+    assert any(m.startswith("resuming the learning curve") for m in messages)
+    assert again["points"] == result["points"]
+
+
+def test_curve_summary_by_hand() -> None:
+    points = [
+        {"size": 10, "train_accuracy": 1.0, "test_accuracy": 0.5},
+        {"size": 10, "train_accuracy": 0.8, "test_accuracy": 0.7},
+        {"size": 20, "train_accuracy": 0.9, "test_accuracy": 0.8},
+    ]
+    curve = curve_summary(points, repeats=2)
+    assert curve["sizes"] == [10, 20]
+    assert curve["train_mean"] == pytest.approx([0.9, 0.9]) and curve["test_std"][0] == pytest.approx(np.sqrt(0.02))
+
+
+def test_compare_puts_reference_beside_ours(tiny, tmp_path: Path) -> None:
+    with pytest.raises(LenetError, match="no finished evaluation"):
+        compare(tmp_path, tmp_path / "r.md")
+    spec = EvaluationSpec(model="standard", repeats=1, train=TrainConfig(epochs=1))
+    evaluate(spec, tmp_path / "results" / "std", data=tiny, progress=False, echo=lambda _: None)
+    text = compare(tmp_path / "results", tmp_path / "report.md").read_text()
+    assert "| standard | 1 |" in text and "0.965 ± 0.005" in text and "0.9976 ± 0.0007" in text
