@@ -123,6 +123,7 @@ def open_run(directory: str | Path, config: Mapping[str, Any], *, force: bool = 
     if config_path.is_file():
         previous = read_json(config_path)
         if previous == config:
+            remove_partial_files(directory)
             return True
         if not force:
             key = _first_difference(previous, config)
@@ -135,6 +136,14 @@ def open_run(directory: str | Path, config: Mapping[str, Any], *, force: bool = 
         raise LenetError(f"{directory}: exists and is not a directory")
     write_json(config_path, config)
     return False
+
+
+def remove_partial_files(directory: str | Path) -> list[Path]:
+    """Delete temp files that a killed process left behind mid-write (see :func:`atomic_write`)."""
+    removed = [path for path in Path(directory).rglob(".*.partial*") if path.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def _first_difference(old: Any, new: Any, prefix: str = "") -> str:

@@ -1,0 +1,224 @@
+"""Reliability: a corpus of bad inputs, kill-and-resume, and determinism across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lenet_tf.cli import main
+from lenet_tf.models import OPTIMIZED_HPARAMS
+from lenet_tf.submission import read_submission
+
+EXE = Path(sys.executable).with_name("lenet-tf")
+
+
+def _edit_line(path: Path, index: int, edit: Callable[[str], str]) -> None:
+    lines = path.read_text().splitlines()
+    lines[index] = edit(lines[index])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _set_field(line: str, column: int, value: str) -> str:
+    fields = line.split(",")
+    fields[column] = value
+    return ",".join(fields)
+
+
+def _case_data(kaggle: Path, tmp: Path, case: str) -> list[str]:
+    """Make the bad input for ``case`` and return the CLI arguments that use it."""
+    train, test = kaggle / "train.csv", kaggle / "test.csv"
+    edits = {
+        "truncated row": lambda: _edit_line(train, 5, lambda s: s.rsplit(",", 3)[0]),
+        "extra column": lambda: _edit_line(train, 5, lambda s: s + ",0"),
+        "header typo": lambda: _edit_line(train, 0, lambda s: s.replace("pixel7,", "pixle7,")),
+        "pixel 256": lambda: _edit_line(train, 2, lambda s: _set_field(s, 100, "256")),
+        "negative pixel": lambda: _edit_line(train, 2, lambda s: _set_field(s, 100, "-3")),
+        "float pixel": lambda: _edit_line(train, 2, lambda s: _set_field(s, 100, "12.5")),
+        "text pixel": lambda: _edit_line(train, 2, lambda s: _set_field(s, 100, "dark")),
+        "missing value": lambda: _edit_line(train, 2, lambda s: _set_field(s, 100, "")),
+        "label 10": lambda: _edit_line(train, 4, lambda s: _set_field(s, 0, "10")),
+        "empty file": lambda: train.write_text(""),
+        "header only": lambda: train.write_text(train.read_text().splitlines()[0] + "\n"),
+        "test with label column": lambda: test.write_text(train.read_text()),
+    }
+    if case in edits:
+        edits[case]()
+        return ["--data", str(kaggle)]
+    if case == "zip without train.csv":
+        archive = tmp / "digit-recognizer.zip"
+        with zipfile.ZipFile(archive, "w") as handle:
+            handle.write(test, "test.csv")
+        return ["--data", str(archive)]
+    if case == "not a zip":
+        archive = tmp / "digit-recognizer.zip"
+        archive.write_text("PK? no")
+        return ["--data", str(archive)]
+    if case == "missing file":
+        return ["--data", str(tmp / "nowhere" / "train.csv")]
+    if case == "directory without data":
+        (tmp / "emptydir").mkdir()
+        return ["--data", str(tmp / "emptydir")]
+    raise AssertionError(case)
+
+
+DATA_CASES = {
+    "truncated row": "train.csv: line 6: 782 fields, expected 785",
+    "extra column": "train.csv: line 6: 786 fields, expected 785",
+    "header typo": "train.csv: line 1: header column 9 is 'pixle7', expected 'pixel7'",
+    "pixel 256": "train.csv: line 3: column 'pixel99' is 256, expected an integer 0-255",
+    "negative pixel": "train.csv: line 3: column 'pixel99' is -3, expected an integer 0-255",
+    "float pixel": "train.csv: line 3: column 'pixel99' is '12.5', not an integer",
+    "text pixel": "train.csv: line 3: column 'pixel99' is 'dark', not an integer",
+    "missing value": "train.csv: line 3: column 'pixel99' is missing",
+    "label 10": "train.csv: line 5: column 'label' is 10, expected a digit 0-9",
+    "empty file": "train.csv: the file is empty",
+    "header only": "train.csv: the file has a header but no data rows",
+    "test with label column": "test.csv: line 1: header column 1 is 'label', expected 'pixel0'",
+    "zip without train.csv": "digit-recognizer.zip: the zip holds no train.csv",
+    "not a zip": "digit-recognizer.zip: not a valid zip file",
+    "missing file": "nowhere/train.csv: no such file or directory",
+    "directory without data": "emptydir: the directory holds neither train.csv nor digit-recognizer.zip",
+}
+
+
+def _assert_one_line_error(capsys, expected: str) -> None:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("lenet-tf: error: ") and expected in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_bad_data_corpus(case: str, kaggle_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    argv = ["train", "--model", "classic", "--epochs", "1", "--out", str(out), *_case_data(kaggle_dir, tmp_path, case)]
+    assert main(argv) == 2
+    _assert_one_line_error(capsys, DATA_CASES[case])
+    assert not out.exists()  # nothing half-written
+
+
+def _domain_error_file(tmp: Path) -> str:
+    return _hparams_file(tmp, json.dumps(OPTIMIZED_HPARAMS.to_dict() | {"pool_size_1": 3}))
+
+
+def _hparams_file(tmp: Path, content: str) -> str:
+    path = tmp / "hp.json"
+    path.write_text(content)
+    return str(path)
+
+
+ARGUMENT_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
+    ("unknown model", lambda t: ["train", "--model", "alexnet"], "unknown model 'alexnet'"),
+    ("members 0", lambda t: ["ensemble", "--members", "0"], "argument --members: must be an integer ≥ 1, got '0'"),
+    ("negative epochs", lambda t: ["train", "--epochs", "-1"], "argument --epochs: must be an integer ≥ 1, got '-1'"),
+    ("text batch size", lambda t: ["train", "--batch-size", "big"], "argument --batch-size: must be an integer ≥ 1"),
+    ("negative seed", lambda t: ["train", "--seed", "-4"], "argument --seed: must be an integer ≥ 0, got '-4'"),
+    ("unknown protocol", lambda t: ["train", "--split", "kfold"], "argument --split: invalid choice: 'kfold'"),
+    ("unknown command", lambda t: ["fit"], "argument COMMAND: invalid choice: 'fit'"),
+    ("max-train too small", lambda t: ["train", "--max-train", "5"], "--max-train 5 is too small"),
+    ("repeats 0", lambda t: ["evaluate", "--repeats", "0"], "argument --repeats: must be an integer ≥ 1, got '0'"),
+    ("fraction above 1", lambda t: ["learning-curve", "--fractions", "0.5,2"], "--fractions: 2.0 is not a fraction"),
+    ("hparams for standard", lambda t: ["train", "--model", "standard", "--hparams", "x.json"], "--hparams applies to"),
+    ("malformed hparams JSON", lambda t: ["ensemble", "--hparams", _hparams_file(t, '{"units_1": 64,')],
+     "hp.json: line 1: malformed JSON"),
+    ("hparams out of domain",
+     lambda t: ["ensemble", "--hparams", _domain_error_file(t)],
+     "hp.json: pool_size_1=3 is not allowed; choose one of 2, 4"),
+    ("hparams unknown key", lambda t: ["ensemble", "--hparams",
+                                       _hparams_file(t, json.dumps(OPTIMIZED_HPARAMS.to_dict() | {"lr": 0.1}))],
+     "hp.json: unknown hyperparameter 'lr'"),
+    ("hparams missing file", lambda t: ["ensemble", "--hparams", str(t / "none.json")], "none.json: no such file"),
+    ("output under a file", lambda t: ["train", "--out", str(Path(_hparams_file(t, "x")) / "run")],
+     "cannot write there"),
+    ("predict without run", lambda t: ["predict", "--run", str(t / "norun"), "--output", str(t / "s.csv")],
+     "norun: no saved members"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "argv", "expected"), ARGUMENT_CASES, ids=[c[0] for c in ARGUMENT_CASES])
+def test_bad_argument_corpus(case, argv, expected, kaggle_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    full = [*argv(tmp_path), "--data", str(kaggle_dir)]
+    if full[0] in ("train", "ensemble", "evaluate", "learning-curve"):
+        full += ["--epochs", "1"] if "--epochs" not in full else []
+    with pytest.raises(SystemExit) as excinfo:
+        sys.exit(main(full))
+    assert excinfo.value.code == 2
+    _assert_one_line_error(capsys, expected)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "s.csv").exists()
+
+
+def test_config_file_cases_keep_existing_runs(kaggle_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text('{"model": ')
+    argv = ["train", "--model", "classic", "--data", str(kaggle_dir), "--out", str(out), "--epochs", "1"]
+    assert main(argv) == 2
+    _assert_one_line_error(capsys, "config.json: line 1: malformed JSON")
+    assert (out / "config.json").read_text() == '{"model": '
+
+    (out / "config.json").write_text(json.dumps({"model": "something else"}))
+    assert main(argv) == 2
+    _assert_one_line_error(capsys, "holds a run with a different configuration")
+    assert json.loads((out / "config.json").read_text()) == {"model": "something else"}
+
+
+def test_subprocess_errors_have_no_traceback(kaggle_dir: Path) -> None:
+    _edit_line(kaggle_dir / "train.csv", 3, lambda s: _set_field(s, 10, "300"))
+    done = subprocess.run([EXE, "train", "--data", str(kaggle_dir)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("column 'pixel9' is 300, expected an integer 0-255")
+
+
+def test_kill_and_resume_finishes_without_retraining(kaggle_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = [EXE, "ensemble", "--model", "classic", "--members", "3", "--epochs", "3", "--data", str(kaggle_dir),
+            "--out", str(out), "--no-progress"]  # fmt: skip
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    rng = random.Random(1)
+    for attempt in range(3):
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        if attempt == 1:  # once, make sure a member has finished, then kill at a random moment after
+            deadline = time.monotonic() + 120
+            while not (out / "members" / "member_01.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(rng.uniform(0.0, 1.5))
+        else:
+            time.sleep(rng.uniform(3.0, 9.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finished_before = {p.name: p.stat().st_mtime_ns for p in (out / "members").glob("member_*.json")}
+    assert finished_before  # the resume path is exercised
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name, stamp in finished_before.items():
+        assert (out / "members" / name).stat().st_mtime_ns == stamp  # finished members not retrained
+    assert done.stdout.count(": loaded,") == len(finished_before)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["member"] for m in metrics["members"]] == [1, 2, 3]
+    assert len(read_submission(out / "submission.csv", expected_rows=50)) == 50
+    assert not list(out.rglob(".*.partial*"))
+
+
+def test_same_seed_same_predictions_across_processes(kaggle_dir: Path, tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        argv = [EXE, "train", "--model", "standard", "--epochs", "2", "--seed", "3", "--data", str(kaggle_dir),
+                "--out", str(out), "--no-progress"]  # fmt: skip
+        subprocess.run(argv, check=True, capture_output=True, timeout=300)
+        runs.append(out)
+    assert (runs[0] / "submission.csv").read_text() == (runs[1] / "submission.csv").read_text()
+    first, second = (json.loads((r / "members" / "member_01.json").read_text()) for r in runs)
+    assert first["history"] == second["history"]
