@@ -183,3 +183,14 @@ def test_prepare_scales_and_adds_channel() -> None:
     assert prepared[0, 0, 0, 0] == 0.0 and prepared[0, 0, 1, 0] == 1.0 and prepared[0, 0, 2, 0] == pytest.approx(0.2)
     with pytest.raises(LenetError, match="expected images of shape"):
         prepare(np.zeros((2, 32, 32), dtype=np.uint8))
+
+
+def test_keras_mnist_without_network_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    def offline():
+        raise Exception("URL fetch failure on https://storage.googleapis.com/mnist.npz: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(LenetError, match=r"--data mnist: cannot download MNIST .*use --data sample"):
+        load_data("mnist")
