@@ -368,11 +368,10 @@ def subsample(data: DigitData, n: int, seed: int = 0) -> DigitData:
         raise LenetError(f"--max-train {n} is too small; keep at least {2 * N_CLASSES} rows")
     keep, _ = train_test_split(np.arange(total), train_size=n, stratify=data.train_labels, random_state=seed)
     keep = np.sort(keep)
-    return DigitData(
-        data.train_images[keep],
-        data.train_labels[keep],
-        data.test_images,
-        data.test_labels,
+    return replace(
+        data,
+        train_images=data.train_images[keep],
+        train_labels=data.train_labels[keep],
         source=f"{data.source} (stratified subset of {n} labeled rows)",
     )
 

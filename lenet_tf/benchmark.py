@@ -1,0 +1,179 @@
+"""Benchmarks: speed and memory measured as ratios within one run (``make bench``).
+
+* training throughput (images/s) of each registered model through the package's training path
+  (:func:`lenet_tf.training.fit`) against a plain ``model.fit`` on numpy arrays at the same batch
+  size, the two measured alternately epoch by epoch, median after a warm-up epoch;
+* inference throughput of a 10-member ensemble on 28,000 images;
+* data load time (CSV/zip parsing and validation);
+* end-to-end stages of a small ensemble job (load, train per member, predict, write) and the
+  peak resident memory of that process.
+
+Results: ``<out>/benchmark.json`` and ``<out>/benchmark.md`` with the machine information.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import DigitData, load_data, prepare, split_data, subsample
+from .ensemble import Ensemble
+from .errors import LenetError
+from .models import BUILDERS, get_builder
+from .runs import environment, markdown_table, write_json, write_text
+from .training import TrainConfig, fit, set_seed
+
+
+def training_throughput(data: DigitData, model: str, *, images: int, epochs: int, batch_size: int) -> dict[str, Any]:
+    """Images/s of the package's fit versus plain ``model.fit``, alternating, median of ``epochs``."""
+    split = split_data(subsample(data, min(len(data.train_labels), images * 2)), "deployment")
+    x_train, y_train = prepare(split.x_train[:images]), split.y_train[:images]
+    x_val, y_val = prepare(split.x_val), split.y_val
+    builder = get_builder(model)
+    set_seed(0)
+    ours, plain = builder(), builder()
+    config = TrainConfig(epochs=1, batch_size=batch_size)
+    rates: dict[str, list[float]] = {"package": [], "plain": []}
+    for epoch in range(epochs + 1):  # epoch 0 warms up both (graph tracing)
+        start = time.perf_counter()
+        fit(ours, x_train, y_train, x_val, y_val, config=config, seed=epoch, progress=False)
+        package_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        plain.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=batch_size, epochs=1, verbose=0)
+        plain_seconds = time.perf_counter() - start
+        if epoch:
+            rates["package"].append(len(x_train) / package_seconds)
+            rates["plain"].append(len(x_train) / plain_seconds)
+    package, reference = statistics.median(rates["package"]), statistics.median(rates["plain"])
+    return {
+        "model": model,
+        "train_images": len(x_train),
+        "val_images": len(x_val),
+        "batch_size": batch_size,
+        "epochs_measured": epochs,
+        "package_images_per_s": package,
+        "plain_images_per_s": reference,
+        "ratio_package_to_plain": package / reference,
+    }
+
+
+def inference_throughput(members: int = 10, images: int = 28_000, repeats: int = 3) -> dict[str, Any]:
+    """Images/s of an ``members``-member optimized ensemble predicting ``images`` digits."""
+    set_seed(0)
+    ensemble = Ensemble([get_builder("optimized")() for _ in range(members)])
+    batch = np.random.default_rng(0).integers(0, 256, size=(images, 28, 28), dtype=np.uint8)
+    ensemble.predict(batch[:1024])  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ensemble.predict(batch)
+        seconds.append(time.perf_counter() - start)
+    best = statistics.median(seconds)
+    return {"members": members, "images": images, "seconds": best, "images_per_s": images / best}
+
+
+def pipeline_stages(source: str, *, members: int, max_train: int, epochs: int) -> dict[str, Any]:
+    """Run a small ensemble job in a child process; its stage timings and peak resident memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-m", "lenet_tf.cli", "ensemble", "--data", source, "--members", str(members),
+                "--max-train", str(max_train), "--epochs", str(epochs), "--out", f"{tmp}/run",
+                "--no-progress"]  # fmt: skip
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
+        wall = time.perf_counter() - start
+        metrics = json.loads(Path(tmp, "run", "metrics.json").read_text())
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    return {
+        "members": members,
+        "max_train": max_train,
+        "epochs": epochs,
+        "wall_seconds": wall,
+        "stages_seconds": metrics["timing_seconds"],
+        "member_seconds": [m["seconds"] for m in metrics["members"]],
+        "peak_rss_mib": peak_kib / 1024,
+    }
+
+
+def run(source: str | None, out: Path, *, quick: bool = False) -> dict[str, Any]:
+    """All benchmarks; writes benchmark.json and benchmark.md under ``out``."""
+    start = time.perf_counter()
+    data = load_data(source)
+    results: dict[str, Any] = {
+        "data": {"source": data.source, "load_seconds": data.load_seconds, "train_rows": len(data.train_labels)},
+        "environment": environment(),
+        "quick": quick,
+    }
+    images, epochs = (2048, 2) if quick else (8192, 4)
+    results["training"] = [
+        training_throughput(data, name, images=images, epochs=epochs, batch_size=32) for name in BUILDERS
+    ]
+    results["inference"] = inference_throughput(members=10, images=2_800 if quick else 28_000)
+    results["pipeline"] = pipeline_stages(
+        "sample" if source is None else str(source), members=2, max_train=1000 if quick else 5000, epochs=2
+    )
+    results["seconds"] = time.perf_counter() - start
+    write_json(out / "benchmark.json", results)
+    write_text(out / "benchmark.md", benchmark_markdown(results))
+    return results
+
+
+def benchmark_markdown(results: dict[str, Any]) -> str:
+    env = results["environment"]
+    lines = [
+        "# Benchmarks\n\n",
+        f"Machine: {env['cpu']}, {env['cpu_count']} cores; TensorFlow {env['tensorflow']}, Keras {env['keras']}, "
+        f"Python {env['python']}; {env['timestamp']}.\n\n",
+        f"Data: {results['data']['source']} — loaded and validated in {results['data']['load_seconds']:.2f} s.\n\n",
+        "## Training throughput (images/s, median of alternated epochs after a warm-up)\n\n",
+    ]
+    rows = [
+        [t["model"], t["batch_size"], t["train_images"], f"{t['package_images_per_s']:.0f}",
+         f"{t['plain_images_per_s']:.0f}", f"{t['ratio_package_to_plain']:.2f}"]
+        for t in results["training"]
+    ]  # fmt: skip
+    lines.append(markdown_table(["model", "batch", "images", "package fit", "plain model.fit", "ratio"], rows))
+    inf = results["inference"]
+    lines.append(
+        f"\n## Inference\n\n{inf['members']}-member optimized ensemble on {inf['images']:,} images: "
+        f"{inf['seconds']:.2f} s ({inf['images_per_s']:.0f} images/s).\n"
+    )
+    pipe = results["pipeline"]
+    stages = pipe["stages_seconds"]
+    lines.append(
+        f"\n## Pipeline ({pipe['members']} members, {pipe['max_train']} labeled rows, {pipe['epochs']} epochs)\n\n"
+        + markdown_table(
+            ["wall", *stages, "peak RSS (MiB)"],
+            [[f"{pipe['wall_seconds']:.1f}", *(f"{v:.1f}" for v in stages.values()), f"{pipe['peak_rss_mib']:.0f}"]],
+        )
+    )
+    return "".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lenet_tf.benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="data source as for lenet-tf (default: ./data/ or the embedded sample)")
+    parser.add_argument("--out", default="results/bench", help="results directory (default results/bench)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not for reporting)")
+    args = parser.parse_args(argv)
+    try:
+        results = run(args.data, Path(args.out), quick=args.quick)
+    except LenetError as exc:
+        print(f"benchmark: error: {exc}", file=sys.stderr)
+        return 2
+    print(benchmark_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
