@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,12 @@ def test_read_json_errors(tmp_path: Path) -> None:
 
 def test_markdown_table() -> None:
     assert markdown_table(["a", "b"], [[1, 0.98765]]) == "| a | b |\n| --- | --- |\n| 1 | 0.9877 |\n"
+
+
+def test_written_files_have_ordinary_permissions(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "r.md", "x")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
