@@ -5,6 +5,8 @@
 #   OUT=dir         run directory (default results/<target>)
 #   MEMBERS=10 EPOCHS=100 SEED=0 ARGS="..." (any other lenet-tf option, e.g. ARGS=--force)
 #   MODEL=standard|classic|optimized|ensemble  REPEATS=...  (evaluate, learning-curve)
+#   TRIALS=200 TUNER=bayesian|hyperband|random  (tune, tune-chief, tune-worker; EPOCHS only when given)
+#   ORACLE_IP=127.0.0.1 ORACLE_PORT=8000 TUNER_ID=worker-HOSTNAME  (tune-chief, tune-worker)
 
 PYTHON ?= python3
 VENV := .venv
@@ -20,13 +22,25 @@ EPOCHS_ARG := --epochs $(EPOCHS) --seed $(SEED)
 MODEL ?= standard
 REPEATS_ARG := $(if $(REPEATS),--repeats $(REPEATS),)
 
-.PHONY: install test test-slow lint standard classic optimized ensemble evaluate learning-curve report models clean help
+# Search: the tuner's own epoch cap (100, Hyperband 10) unless EPOCHS is given explicitly.
+TUNER ?= bayesian
+ORACLE_IP ?= 127.0.0.1
+ORACLE_PORT ?= 8000
+TUNE_ARGS = --tuner $(TUNER) $(if $(TRIALS),--trials $(TRIALS),) \
+	$(if $(filter command line environment,$(origin EPOCHS)),--epochs $(EPOCHS),) \
+	$(DATA_ARG) --seed $(SEED) --out $(or $(OUT),results/tune)
+ORACLE_ARGS = --oracle-ip $(ORACLE_IP) --oracle-port $(ORACLE_PORT)
+
+.PHONY: explore notebooks jupyter bench install test test-slow lint standard classic optimized ensemble evaluate learning-curve report models clean help \
+	tune tune-chief tune-worker
 
 help:
 	@echo "make install | test | test-slow | lint | standard | classic | optimized | ensemble"
-	@echo "     evaluate | learning-curve | report | models | clean"
+	@echo "     evaluate | learning-curve | report | models | tune | tune-chief | tune-worker"
+	@echo "     explore | notebooks | jupyter | bench | clean"
 	@echo "variables: DATA=<dir or zip>  OUT=<run dir>  MEMBERS=$(MEMBERS)  EPOCHS=$(EPOCHS)  SEED=$(SEED)"
 	@echo "           MODEL=$(MODEL)  REPEATS=<n>  ARGS=<extra lenet-tf options>"
+	@echo "           TRIALS=<n>  TUNER=$(TUNER)  ORACLE_IP=$(ORACLE_IP)  ORACLE_PORT=$(ORACLE_PORT)  TUNER_ID=<worker name>"
 
 install: $(STAMP)
 
@@ -43,7 +57,7 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 lint: install
-	$(BIN)/ruff check lenet_tf tests
+	$(BIN)/ruff check lenet_tf tests preliminary notebooks
 
 standard classic optimized: install
 	$(BIN)/lenet-tf train --model $@ $(DATA_ARG) $(EPOCHS_ARG) --out $(or $(OUT),results/$@) $(ARGS)
@@ -63,5 +77,32 @@ report: install
 models: install
 	$(BIN)/lenet-tf models
 
+tune: install
+	$(BIN)/lenet-tf tune $(TUNE_ARGS) $(ARGS)
+
+tune-chief: install
+	$(BIN)/lenet-tf tune --role chief $(ORACLE_ARGS) $(TUNE_ARGS) $(ARGS)
+
+tune-worker: install
+	$(BIN)/lenet-tf tune --role worker $(ORACLE_ARGS) $(if $(TUNER_ID),--tuner-id $(TUNER_ID),) $(TUNE_ARGS) $(ARGS)
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+
+# Data exploration: figures + summary.md into results/explore/ (MODEL_RUN=dir adds test predictions).
+explore: install
+	$(BIN)/lenet-tf explore $(DATA_ARG) --out $(or $(OUT),results/explore) $(if $(MODEL_RUN),--model-run $(MODEL_RUN),) $(ARGS)
+
+# Execute the study notebook headless (FAST=1: fast mode, a couple of minutes); the executed copy,
+# figures inline, goes to results/notebook/ and the committed notebook keeps no outputs.
+notebooks: install
+	$(BIN)/python notebooks/run_notebook.py $(if $(FAST),--fast,) $(DATA_ARG) --output $(or $(OUT),results/notebook/DR_LeNet.ipynb)
+
+# Open the notebook in JupyterLab (installs the optional `notebook` extra first).
+jupyter: install
+	$(BIN)/python -m pip install --quiet -e '.[notebook]'
+	$(BIN)/jupyter lab notebooks/DR_LeNet.ipynb
+
+# Speed and memory benchmarks (ratios within one run) into results/bench/; not part of `make test`.
+bench: install
+	$(BIN)/python -m lenet_tf.benchmark $(DATA_ARG) --out $(or $(OUT),results/bench) $(ARGS)

@@ -125,7 +125,7 @@ def evaluate(
     spec.validate()
     out = Path(out)
     started = time.perf_counter()
-    builder, model_info = resolve_model(spec.model, spec.hparams_path)
+    builder, model_info = resolve_model(spec.model, spec.hparams_path, echo=echo)
     if data is None:
         data = load_data(source)
     if spec.max_train:

@@ -97,6 +97,12 @@ class LeNetHParams:
         return self
 
 
+# Where ``lenet-tf tune`` writes its best hyperparameters by default (relative to the working
+# directory); the optimized LeNet of the CLI and make targets uses this file when it exists.
+DEFAULT_BEST_HPARAMS = Path("results") / "tune" / "best_hparams.json"
+# ``--hparams preset``: the published values even when DEFAULT_BEST_HPARAMS exists.
+PRESET = "preset"
+
 # Published best values (reference study, section 3).
 OPTIMIZED_HPARAMS = LeNetHParams(
     kernel_size_1=7,
@@ -261,14 +267,38 @@ def get_builder(name: str) -> Callable[[], keras.Sequential]:
 
 
 def resolve_model(
-    name: str, hparams_path: str | Path | None = None
+    name: str,
+    hparams_path: str | Path | None = None,
+    *,
+    echo: Callable[[str], None] | None = None,
 ) -> tuple[Callable[[], keras.Model], dict[str, Any]]:
-    """The builder for ``name`` and a description of it for the run's configuration."""
+    """The builder for ``name`` and a description of it for the run's configuration.
+
+    For ``optimized`` without ``hparams_path`` the search's result :data:`DEFAULT_BEST_HPARAMS`
+    is used when it exists (relative to the working directory), else the published preset;
+    ``hparams_path="preset"`` asks for the preset explicitly. ``echo`` is told which was used.
+    """
     builder = get_builder(name)
-    if hparams_path is None:
-        hparams = OPTIMIZED_HPARAMS.to_dict() if name == "optimized" else None
-        return builder, {"name": name, "hparams": hparams, "hparams_source": "preset" if hparams else None}
-    if name != "optimized":
+    if hparams_path is not None and name != "optimized":
         raise LenetError(f"--hparams applies to --model optimized only, not {name!r}")
+    if name != "optimized":
+        return builder, {"name": name, "hparams": None, "hparams_source": None}
+    preset = {"name": name, "hparams": OPTIMIZED_HPARAMS.to_dict(), "hparams_source": "preset"}
+    note = ""
+    if hparams_path is None:
+        if not DEFAULT_BEST_HPARAMS.is_file():
+            _say(echo, f"optimized LeNet: the published hyperparameters (no search result at {DEFAULT_BEST_HPARAMS})")
+            return builder, preset
+        hparams_path = DEFAULT_BEST_HPARAMS
+        note = ", the search's best (--hparams preset for the published ones)"
+    if str(hparams_path) == PRESET:
+        _say(echo, "optimized LeNet: the published hyperparameters (--hparams preset)")
+        return builder, preset
     hparams = load_hparams(hparams_path)
+    _say(echo, f"optimized LeNet: hyperparameters from {hparams_path}{note}")
     return (lambda: lenet(hparams)), {"name": name, "hparams": hparams.to_dict(), "hparams_source": str(hparams_path)}
+
+
+def _say(echo: Callable[[str], None] | None, message: str) -> None:
+    if echo is not None:
+        echo(message)

@@ -61,9 +61,7 @@ def run_training(
     out = Path(out)
     spec.train.validate()
     started = time.perf_counter()
-    builder, model_info = resolve_model(spec.model, spec.hparams_path)
-    if model_info["hparams_source"] not in (None, "preset"):
-        echo(f"hyperparameters: {model_info['hparams_source']}")
+    builder, model_info = resolve_model(spec.model, spec.hparams_path, echo=echo)
     if data is None:
         data = load_data(source)
     if spec.max_train:

@@ -11,6 +11,7 @@ import numpy as np
 
 matplotlib.use("Agg")  # files only: works on headless machines and in CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from .runs import atomic_write  # noqa: E402
@@ -124,4 +125,79 @@ def plot_learning_curve(curve: dict[str, Any], path: str | Path, title: str) -> 
     ax.set_title(f"Learning curve (mean ± std over {curve['repeats']} repeats): {title}")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_optimization_history(objective: Sequence[float | None], path: str | Path, title: str) -> Path:
+    """Objective of every trial in the order the trials started, with the running best; trials
+    that did not complete are marked on the x axis."""
+    values = np.array([np.nan if v is None else float(v) for v in objective])
+    trials = np.arange(1, len(values) + 1)
+    done = ~np.isnan(values)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ax.plot(trials[done], values[done], "o", color="tab:blue", alpha=0.7, label="trial")
+    if done.any():
+        running = np.fmax.accumulate(np.where(done, values, -np.inf))
+        shown = running > -np.inf
+        ax.step(trials[shown], running[shown], where="post", color="tab:red", label="best so far")
+    if (~done).any():
+        low = np.nanmin(values) if done.any() else 0.0
+        ax.plot(trials[~done], np.full((~done).sum(), low), "x", color="black", label="failed")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial (in start order)")
+    ax.set_ylabel("validation accuracy (objective)")
+    ax.set_title(f"Optimization history ({done.sum()} of {len(values)} trials completed): {title}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_intermediate_values(
+    curves: Sequence[tuple[str, Sequence[int], Sequence[float]]],
+    path: str | Path,
+    title: str,
+    best: str | None = None,
+) -> Path:
+    """Validation accuracy per epoch of every trial (``(trial id, epochs, values)``), the best
+    trial highlighted; a curve ends where early stopping (or its epoch budget) ended the trial."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for trial_id, epochs, values in curves:
+        if trial_id == best:
+            continue
+        ax.plot(epochs, values, color="tab:blue", alpha=0.35, linewidth=1, marker="." if len(epochs) == 1 else None)
+    for trial_id, epochs, values in curves:
+        if trial_id == best:
+            ax.plot(epochs, values, color="tab:red", linewidth=2, marker=".", label=f"best trial ({trial_id})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"Validation accuracy per epoch, {len(curves)} trials: {title}")
+    ax.grid(True, alpha=0.3)
+    if best is not None:
+        ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_hparam_importance(
+    names: Sequence[str],
+    means: Sequence[float],
+    stds: Sequence[float],
+    path: str | Path,
+    title: str,
+    note: str | None = None,
+) -> Path:
+    """Horizontal bars of hyperparameter importance (mean ± std), most important on top. With no
+    names the figure says why (``note``), so a search always writes the same set of files."""
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.4 * max(len(names), 4)))
+    if len(names):
+        order = np.argsort(means)
+        ax.barh(np.array(names)[order], np.array(means)[order], xerr=np.array(stds)[order], color="tab:blue", alpha=0.8)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel("drop in the random forest's R² when the hyperparameter is shuffled")
+        ax.grid(True, axis="x", alpha=0.3)
+    else:
+        ax.set_axis_off()
+    if note and not len(names):
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", wrap=True)
+    ax.set_title(f"Hyperparameter importance (permutation, random forest): {title}")
     return _save(fig, path)

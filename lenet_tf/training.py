@@ -82,11 +82,13 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    initial_epoch: int = 0,
 ) -> FitResult:
     """Fit a compiled model on prepared arrays with the package's protocol.
 
     ``x_*`` are float32 (N, 28, 28, 1) from :func:`lenet_tf.data.prepare`. The model ends with the
-    weights of its best validation epoch.
+    weights of its best validation epoch. ``initial_epoch`` continues an earlier training (as
+    Hyperband does) up to ``config.epochs``; the result's epochs then count from the first one.
     """
     config.validate()
     set_seed(seed)
@@ -100,6 +102,7 @@ def fit(
         y_train,
         validation_data=(x_val, y_val),
         epochs=config.epochs,
+        initial_epoch=initial_epoch,
         batch_size=config.batch_size,
         shuffle=True,
         callbacks=all_callbacks,
@@ -111,8 +114,8 @@ def fit(
     best = int(np.argmax(monitored) if config.monitor.endswith("accuracy") else np.argmin(monitored))
     return FitResult(
         history=logs,
-        best_epoch=best + 1,
-        epochs_run=len(monitored),
+        best_epoch=initial_epoch + best + 1,
+        epochs_run=initial_epoch + len(monitored),
         train_accuracy=logs["accuracy"][best],
         val_accuracy=logs["val_accuracy"][best],
         seconds=seconds,

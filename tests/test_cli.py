@@ -34,6 +34,7 @@ def _error_line(capsys) -> str:
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["predict", "--run", "nowhere", "--output", "s.csv", "--data", "sample"], "nowhere: no saved members"),
+        (["explore", "--data", "sample", "--model-run", "nowhere"], "nowhere: no saved members"),
     ],
 )
 def test_bad_arguments_give_one_line_and_status_2(argv, message, capsys, tmp_path, monkeypatch) -> None:
@@ -117,3 +118,9 @@ def test_console_script_help_and_error_have_no_traceback(tmp_path: Path) -> None
         .splitlines()[-1]
         .startswith(f"lenet-tf: error: {bad}: line 1: the header has 2 columns, expected 785")
     )
+
+
+def test_explore_subcommand(kaggle_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "explore"
+    assert main(["explore", "--data", str(kaggle_dir), "--out", str(out)]) == 0
+    assert (out / "summary.md").is_file() and (out / "pca_scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
