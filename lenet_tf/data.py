@@ -357,17 +357,24 @@ def split_data(data: DigitData, protocol: str = "deployment", seed: int = 0) -> 
     raise LenetError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
+def stratified_indices(labels: np.ndarray, n: int, seed: int, *, what: str = "--max-train") -> np.ndarray:
+    """Sorted indices of a stratified random subset of ``n`` of ``labels`` (all when n ≥ len)."""
+    total = len(labels)
+    if n <= 0:
+        raise LenetError(f"{what} must be a positive number of rows, got {n}")
+    if n >= total:
+        return np.arange(total)
+    if n < 2 * N_CLASSES:
+        raise LenetError(f"{what} {n} is too small; keep at least {2 * N_CLASSES} rows")
+    keep, _ = train_test_split(np.arange(total), train_size=n, stratify=labels, random_state=seed)
+    return np.sort(keep)
+
+
 def subsample(data: DigitData, n: int, seed: int = 0) -> DigitData:
     """A stratified subset of ``n`` labeled digits (the test set is kept whole)."""
-    total = len(data.train_labels)
-    if n <= 0:
-        raise LenetError(f"--max-train must be a positive number of rows, got {n}")
-    if n >= total:
+    keep = stratified_indices(data.train_labels, n, seed)
+    if len(keep) == len(data.train_labels):
         return data
-    if n < 2 * N_CLASSES:
-        raise LenetError(f"--max-train {n} is too small; keep at least {2 * N_CLASSES} rows")
-    keep, _ = train_test_split(np.arange(total), train_size=n, stratify=data.train_labels, random_state=seed)
-    keep = np.sort(keep)
     return replace(
         data,
         train_images=data.train_images[keep],

@@ -28,10 +28,10 @@ import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
 from tqdm.auto import tqdm
 
-from .data import N_CLASSES, DigitData, Split, load_data, split_data, subsample
+from .data import N_CLASSES, DigitData, Split
 from .ensemble import Ensemble, train_members
 from .errors import LenetError
-from .models import resolve_model
+from .pipeline import prepare_job
 from .plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot_roc_curves
 from .runs import atomic_write, environment, markdown_table, open_run, read_json, write_json, write_text
 from .stats import pm, summarize
@@ -125,12 +125,11 @@ def evaluate(
     spec.validate()
     out = Path(out)
     started = time.perf_counter()
-    builder, model_info = resolve_model(spec.model, spec.hparams_path, echo=echo)
-    if data is None:
-        data = load_data(source)
-    if spec.max_train:
-        data = subsample(data, spec.max_train, seed=spec.split_seed)
-    split = split_data(data, "evaluation", seed=spec.split_seed)
+    job = prepare_job(
+        spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
+        max_train=spec.max_train, data=data, source=source, echo=echo,
+    )  # fmt: skip
+    builder, model_info, data, split = job.builder, job.model_info, job.data, job.split
     echo(f"data: {data.source}; split {split.sizes()}")
     config = {
         "kind": "evaluation",

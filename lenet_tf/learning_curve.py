@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from .data import N_CLASSES, DigitData, Split, load_data, split_data, subsample
+from .data import DigitData, Split, stratified_indices
 from .ensemble import train_members
 from .errors import LenetError
 from .evaluation import repeat_seed
-from .models import resolve_model
+from .pipeline import prepare_job
 from .plots import plot_learning_curve
 from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
 from .training import TrainConfig, accuracy
@@ -81,13 +80,7 @@ def parse_fractions(text: str) -> tuple[float, ...]:
 
 def training_subset(split: Split, size: int, seed: int) -> Split:
     """``split`` with its training part replaced by a stratified random subset of ``size`` images."""
-    total = len(split.y_train)
-    if size >= total:
-        return split
-    if size < 2 * N_CLASSES:
-        raise LenetError(f"a training subset of {size} images is too small; use at least {2 * N_CLASSES}")
-    keep, _ = train_test_split(np.arange(total), train_size=size, stratify=split.y_train, random_state=seed)
-    keep = np.sort(keep)
+    keep = stratified_indices(split.y_train, size, seed, what="training subset of")
     return replace(split, x_train=split.x_train[keep], y_train=split.y_train[keep])
 
 
@@ -105,12 +98,11 @@ def learning_curve(
     spec.validate()
     out = Path(out)
     started = time.perf_counter()
-    builder, model_info = resolve_model(spec.model, spec.hparams_path, echo=echo)
-    if data is None:
-        data = load_data(source)
-    if spec.max_train:
-        data = subsample(data, spec.max_train, seed=spec.split_seed)
-    split = split_data(data, "evaluation", seed=spec.split_seed)
+    job = prepare_job(
+        spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
+        max_train=spec.max_train, data=data, source=source, echo=echo,
+    )  # fmt: skip
+    builder, model_info, data, split = job.builder, job.model_info, job.data, job.split
     train_total = len(split.y_train)
     sizes = sorted({max(1, round(f * train_total)) for f in spec.fractions})
     echo(f"data: {data.source}; training sizes {sizes} of {train_total}, {spec.repeats} repeats each")

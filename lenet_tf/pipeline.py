@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from .data import DigitData, Split, load_data, split_data, subsample
@@ -46,6 +47,42 @@ class JobSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass(frozen=True)
+class JobInputs:
+    """What every job starts from: the model's builder and description, the data, its split."""
+
+    builder: Callable[[], keras.Model]
+    model_info: dict[str, Any]
+    data: DigitData
+    split: Split
+
+
+def prepare_job(
+    model: str,
+    hparams_path: str | Path | None,
+    *,
+    protocol: str,
+    split_seed: int,
+    max_train: int | None,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> JobInputs:
+    """Resolve the model (before the data: a bad hyperparameter file fails fast), load the data
+    (or take ``data``), subsample it to ``max_train`` rows, and split it by ``protocol``."""
+    builder, model_info = resolve_model(model, hparams_path, echo=echo)
+    if data is None:
+        data = load_data(source)
+    if max_train:
+        data = subsample(data, max_train, seed=split_seed)
+    if data.source.startswith("embedded"):
+        echo(
+            f"note: this is the small embedded demo sample; its {len(data.test_labels):,} held-out digits"
+            " stand in for the competition test set. Pass --data (or DATA=) digit-recognizer.zip for the real job."
+        )
+    return JobInputs(builder, model_info, data, split_data(data, protocol, seed=split_seed))
+
+
 def run_training(
     spec: JobSpec,
     out: str | Path,
@@ -61,22 +98,16 @@ def run_training(
     out = Path(out)
     spec.train.validate()
     started = time.perf_counter()
-    builder, model_info = resolve_model(spec.model, spec.hparams_path, echo=echo)
-    if data is None:
-        data = load_data(source)
-    if spec.max_train:
-        data = subsample(data, spec.max_train, seed=spec.split_seed)
+    job = prepare_job(
+        spec.model, spec.hparams_path, protocol=spec.protocol, split_seed=spec.split_seed,
+        max_train=spec.max_train, data=data, source=source, echo=echo,
+    )  # fmt: skip
+    builder, data, split = job.builder, job.data, job.split
     echo(f"data: {data.source}")
-    if data.source.startswith("embedded"):
-        echo(
-            f"note: this is the small embedded demo sample; its {len(data.test_labels):,} held-out digits"
-            " stand in for the competition test set. Pass --data (or DATA=) digit-recognizer.zip for the real job."
-        )
-    split = split_data(data, spec.protocol, seed=spec.split_seed)
     load_seconds = data.load_seconds + time.perf_counter() - started
 
     config = {
-        "model": model_info,
+        "model": job.model_info,
         "members_seed": spec.seed,
         "protocol": spec.protocol,
         "split_seed": spec.split_seed,
