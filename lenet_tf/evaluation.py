@@ -131,17 +131,7 @@ def evaluate(
     )  # fmt: skip
     builder, model_info, data, split = job.builder, job.model_info, job.data, job.split
     echo(f"data: {data.source}; split {split.sizes()}")
-    config = {
-        "kind": "evaluation",
-        "model": model_info,
-        "members": spec.members,
-        "seed": spec.seed,
-        "split_seed": spec.split_seed,
-        "split_sizes": split.sizes(),
-        "max_train": spec.max_train,
-        "data_fingerprint": data.fingerprint(),
-        "train": spec.train.to_dict(),
-    }
+    config = job.config(kind="evaluation", members=spec.members, seed=spec.seed, train=spec.train.to_dict())
     if open_run(out, config, force=force):
         echo(f"resuming the evaluation in {out}: finished repeats are not trained again")
 

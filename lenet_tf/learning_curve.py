@@ -106,17 +106,7 @@ def learning_curve(
     train_total = len(split.y_train)
     sizes = sorted({max(1, round(f * train_total)) for f in spec.fractions})
     echo(f"data: {data.source}; training sizes {sizes} of {train_total}, {spec.repeats} repeats each")
-    config = {
-        "kind": "learning_curve",
-        "model": model_info,
-        "members": spec.members,
-        "seed": spec.seed,
-        "split_seed": spec.split_seed,
-        "split_sizes": split.sizes(),
-        "max_train": spec.max_train,
-        "data_fingerprint": data.fingerprint(),
-        "train": spec.train.to_dict(),
-    }
+    config = job.config(kind="learning_curve", members=spec.members, seed=spec.seed, train=spec.train.to_dict())
     if open_run(out, config, force=force):
         echo(f"resuming the learning curve in {out}: finished points are not trained again")
 

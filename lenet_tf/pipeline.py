@@ -55,6 +55,18 @@ class JobInputs:
     model_info: dict[str, Any]
     data: DigitData
     split: Split
+    max_train: int | None = None
+
+    def config(self, **fields: Any) -> dict[str, Any]:
+        """A run's configuration: what every job records about its model and data, plus ``fields``."""
+        return {
+            "model": self.model_info,
+            "split_seed": self.split.seed,
+            "split_sizes": self.split.sizes(),
+            "max_train": self.max_train,
+            "data_fingerprint": self.data.fingerprint(),
+            **fields,
+        }
 
 
 def prepare_job(
@@ -80,7 +92,7 @@ def prepare_job(
             f"note: this is the small embedded demo sample; its {len(data.test_labels):,} held-out digits"
             " stand in for the competition test set. Pass --data (or DATA=) digit-recognizer.zip for the real job."
         )
-    return JobInputs(builder, model_info, data, split_data(data, protocol, seed=split_seed))
+    return JobInputs(builder, model_info, data, split_data(data, protocol, seed=split_seed), max_train)
 
 
 def run_training(
@@ -106,16 +118,7 @@ def run_training(
     echo(f"data: {data.source}")
     load_seconds = data.load_seconds + time.perf_counter() - started
 
-    config = {
-        "model": job.model_info,
-        "members_seed": spec.seed,
-        "protocol": spec.protocol,
-        "split_seed": spec.split_seed,
-        "split_sizes": split.sizes(),
-        "max_train": spec.max_train,
-        "data_fingerprint": data.fingerprint(),
-        "train": spec.train.to_dict(),
-    }
+    config = job.config(members_seed=spec.seed, protocol=spec.protocol, train=spec.train.to_dict())
     resumed = open_run(out, config, force=force)
     if resumed:
         echo(f"resuming the run in {out}: finished members are loaded, not retrained")
