@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lenet_tf.cli import main
@@ -222,3 +223,36 @@ def test_same_seed_same_predictions_across_processes(kaggle_dir: Path, tmp_path:
     assert (runs[0] / "submission.csv").read_text() == (runs[1] / "submission.csv").read_text()
     first, second = (json.loads((r / "members" / "member_01.json").read_text()) for r in runs)
     assert first["history"] == second["history"]
+
+
+def _completed_trials(out: Path) -> int:
+    statuses = [json.loads(p.read_text()).get("status") for p in out.glob("search/trial_*/trial.json")]
+    return statuses.count("COMPLETED")
+
+
+def test_search_kill_and_resume_loses_at_most_the_running_trial(kaggle_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tune"
+    argv = [EXE, "tune", "--trials", "4", "--epochs", "1", "--data", str(kaggle_dir), "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    rng = random.Random(2)
+    for attempt in range(3):
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        if attempt == 1:  # once, after a trial has completed
+            deadline = time.monotonic() + 120
+            while _completed_trials(out) < 1 and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.1)
+            time.sleep(rng.uniform(0.0, 1.0))
+        else:
+            time.sleep(rng.uniform(3.0, 8.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    completed = _completed_trials(out)
+    assert completed >= 1
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # Completed trials are not trained again; the ones killed while running are run again.
+    assert done.stdout.count(": trial ") == 4 - completed
+    table = pd.read_csv(out / "trials.csv", dtype={"trial_id": str})
+    assert len(table) == 4 and set(table["status"]) == {"COMPLETED"}
+    assert json.loads((out / "best_hparams.json").read_text())
