@@ -375,12 +375,34 @@ def _run(args: argparse.Namespace) -> None:
         )
 
 
+def quiet_tensorflow_import() -> None:
+    """Import TensorFlow with file descriptor 2 silenced.
+
+    TensorFlow 2.21 writes C++ start-up lines (oneDNN, CUDA stubs, absl) to stderr at import,
+    which TF_CPP_MIN_LOG_LEVEL no longer silences; they would bury the package's one-line errors.
+    A failed import still raises, and its traceback is printed after stderr is restored.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lenet-tf``; returns the exit status."""
     # TensorFlow's C++ start-up chatter hides the package's own messages.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen in logs
+    quiet_tensorflow_import()  # build_parser already needs the model registry, hence Keras
     args = build_parser().parse_args(argv)
     try:
         _run(args)
