@@ -4,7 +4,9 @@
 #                   (default: ./data/ when it holds them, else the embedded MNIST sample)
 #   OUT=dir         run directory (default results/<target>)
 #   MEMBERS=10 EPOCHS=100 SEED=0 ARGS="..." (any other lenet-tf option, e.g. ARGS=--force)
-#   MODEL=standard|classic|optimized|ensemble  REPEATS=...  (evaluate, learning-curve)
+#   MODEL=standard|classic|optimized|ensemble|mlp  REPEATS=...  (evaluate, learning-curve)
+#   MODEL=... RUN=dir (robustness: RUN attacks a finished run's model(s) instead of training one)
+#   NAME=activation|initialization|optimizer|dropout|batch_size  (study)
 #   TRIALS=200 TUNER=bayesian|hyperband|random  (tune, tune-chief, tune-worker; EPOCHS only when given)
 #   ORACLE_IP=127.0.0.1 ORACLE_PORT=8000 TUNER_ID=worker-HOSTNAME  (tune-chief, tune-worker)
 
@@ -32,14 +34,14 @@ TUNE_ARGS = --tuner $(TUNER) $(if $(TRIALS),--trials $(TRIALS),) \
 ORACLE_ARGS = --oracle-ip $(ORACLE_IP) --oracle-port $(ORACLE_PORT)
 
 .PHONY: explore notebooks jupyter bench install test test-slow lint standard classic optimized ensemble evaluate learning-curve report models clean help \
-	tune tune-chief tune-worker
+	tune tune-chief tune-worker baselines robustness study
 
 help:
 	@echo "make install | test | test-slow | lint | standard | classic | optimized | ensemble"
 	@echo "     evaluate | learning-curve | report | models | tune | tune-chief | tune-worker"
-	@echo "     explore | notebooks | jupyter | bench | clean"
+	@echo "     explore | notebooks | jupyter | bench | baselines | robustness | study | clean"
 	@echo "variables: DATA=<dir or zip>  OUT=<run dir>  MEMBERS=$(MEMBERS)  EPOCHS=$(EPOCHS)  SEED=$(SEED)"
-	@echo "           MODEL=$(MODEL)  REPEATS=<n>  ARGS=<extra lenet-tf options>"
+	@echo "           MODEL=$(MODEL)  REPEATS=<n>  ARGS=<extra lenet-tf options>  RUN=<run dir>  NAME=<study>"
 	@echo "           TRIALS=<n>  TUNER=$(TUNER)  ORACLE_IP=$(ORACLE_IP)  ORACLE_PORT=$(ORACLE_PORT)  TUNER_ID=<worker name>"
 
 install: $(STAMP)
@@ -70,6 +72,20 @@ evaluate: install
 
 learning-curve: install
 	$(BIN)/lenet-tf learning-curve --model $(MODEL) $(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)
+
+# Baselines (kNN on PCA features, random forests) on the evaluation split → results/baselines/.
+baselines: install
+	$(BIN)/lenet-tf baselines $(DATA_ARG) --seed $(SEED) $(REPEATS_ARG) --out $(or $(OUT),results/baselines) $(ARGS)
+
+# FGSM robustness of MODEL with and without adversarial training (RUN=dir: attack a finished run).
+robustness: install
+	$(BIN)/lenet-tf robustness $(if $(RUN),--run $(RUN) $(if $(filter command line environment,$(origin MODEL)),--model $(MODEL),),--model $(MODEL)) \
+		$(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)
+
+# A training study: make study NAME=activation|initialization|optimizer|dropout|batch_size.
+study: install
+	$(if $(NAME),,$(error make study needs NAME=activation|initialization|optimizer|dropout|batch_size))
+	$(BIN)/lenet-tf study --name $(NAME) $(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)
 
 report: install
 	$(BIN)/lenet-tf compare --results results --output $(or $(OUT),results/report.md)

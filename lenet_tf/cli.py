@@ -13,6 +13,7 @@ import re
 import socket
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from .errors import LenetError
@@ -28,6 +29,9 @@ examples:
   lenet-tf train --model classic --data data/ --out results/classic
   lenet-tf predict --run results/ensemble --data data/ --output submission.csv
   lenet-tf tune --data digit-recognizer.zip --trials 200     # Bayesian search → results/tune/
+  lenet-tf baselines --data digit-recognizer.zip             # kNN / random-forest grids → results/baselines/
+  lenet-tf robustness --model standard --data data/          # FGSM, adversarial training → results/robustness-standard/
+  lenet-tf study --name activation --data data/              # training study → results/study-activation/
 """
 
 # keras-tuner's distributed mode reads these; they are set before keras-tuner is imported.
@@ -76,6 +80,44 @@ def _int_at_least(low: int):
         return value
 
     return parse
+
+
+def _number_list(kind: type, *, low: float, high: float | None = None, allow_none: bool = False):
+    """argparse type: comma-separated numbers (``kind`` int or float) in [low, high], in the order
+    given without duplicates; ``none`` is None when ``allow_none``."""
+    bounds = f"in [{low:g}, {high:g}]" if high is not None else f"≥ {low:g}"
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> tuple:
+        values: list = []
+        for item in text.split(","):
+            item = item.strip()
+            if allow_none and item.lower() == "none":
+                value = None
+            else:
+                try:
+                    value = kind(item)
+                except ValueError:
+                    value = None
+                if value is None or value != value or value < low or (high is not None and value > high):
+                    extra = " or 'none'" if allow_none else ""
+                    raise argparse.ArgumentTypeError(f"{item!r} is not {noun} {bounds}{extra}")
+            if value not in values:
+                values.append(value)
+        return tuple(values)
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """argparse type: a number in [0, 1] (an ε on [0, 1] pixels)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
 
 
 def _port(text: str) -> int:
@@ -248,6 +290,104 @@ def build_parser() -> argparse.ArgumentParser:
     p_explore.add_argument("--members", type=_int_at_least(1), help="use only the first N members of --model-run")
     p_explore.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the random samples (default 0)")
 
+    p_base = command(
+        "baselines",
+        "kNN (PCA) and random-forest baselines on the evaluation split",
+        "Fit kNN on PCA features (k × PCA dimensions) and random forests (trees × max depth) on the "
+        "evaluation split 60/20/20 and report validation and test accuracy, per-class ROC AUC, confusion "
+        "matrices and fit/predict times as grid tables (resumable per grid cell). The fully connected "
+        "network is a Keras model: lenet-tf evaluate --model mlp.",
+    )
+    data_options(p_base)
+    p_base.add_argument("--out", default="results/baselines", help="run directory (default results/baselines)")
+    p_base.add_argument(
+        "--knn-k", type=_number_list(int, low=1), default=(3, 10, 50, 100),
+        help="neighbours, comma-separated (default 3,10,50,100)",
+    )  # fmt: skip
+    p_base.add_argument(
+        "--knn-pca", type=_number_list(int, low=1, high=784), default=(5, 25, 50, 100, 784),
+        help="PCA dimensions, comma-separated; 784 = no PCA (default 5,25,50,100,784)",
+    )  # fmt: skip
+    p_base.add_argument(
+        "--rf-trees", type=_number_list(int, low=1), default=(10, 100, 200, 400),
+        help="trees per forest, comma-separated (default 10,100,200,400)",
+    )  # fmt: skip
+    p_base.add_argument(
+        "--rf-depth", type=_number_list(int, low=1, allow_none=True), default=(10, 20, None),
+        help="maximum tree depths, comma-separated; none = unlimited (default 10,20,none)",
+    )  # fmt: skip
+    p_base.add_argument(
+        "--repeats", type=_int_at_least(1), default=1,
+        help="fits of every random forest with new seeds (default 1; kNN is deterministic: one fit)",
+    )  # fmt: skip
+    p_base.add_argument("--jobs", type=_int_at_least(1), help="CPU cores scikit-learn may use (default all)")
+    p_base.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the forests and PCA (default 0)")
+    p_base.add_argument("--split-seed", type=_int_at_least(0), default=0, help="seed of the split (default 0)")
+    p_base.add_argument("--max-train", type=_int_at_least(1), help="stratified subset of this many labeled rows")
+    p_base.add_argument("--force", action="store_true", help="replace a different run in --out")
+    p_base.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p_rob = command(
+        "robustness",
+        "FGSM attack, accuracy against ε, adversarial training",
+        "Train --model R times on the evaluation split normally and R times with adversarial training "
+        "(FGSM copies at --train-epsilon mixed 1:1 into every batch), or load a finished run (--run DIR), "
+        "then attack the held-out digits with FGSM, x' = clip(x + ε·sign(∇x loss), 0, 1), at every ε: "
+        "accuracy-vs-ε table and plot (mean ± std), grids of adversarial examples (resumable).",
+    )
+    data_options(p_rob)
+    p_rob.add_argument("--model", help=f"one of {names} (needed unless --run gives the model)")
+    p_rob.add_argument(
+        "--run",
+        help="a finished run directory (train/ensemble/evaluate repeat) whose model(s) are attacked instead of"
+        " training the normal model; its split and data are used",
+    )
+    p_rob.add_argument("--hparams", help="JSON hyperparameters for --model optimized (as for train)")
+    p_rob.add_argument("--repeats", type=_int_at_least(1), default=3, help="trainings per variant (default 3)")
+    p_rob.add_argument(
+        "--epsilons", type=_number_list(float, low=0, high=1), default=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
+        help="attack strengths, comma-separated, in [0, 1] (default 0,0.05,0.1,0.15,0.2,0.25,0.3)",
+    )  # fmt: skip
+    p_rob.add_argument(
+        "--train-epsilon", type=_fraction, default=0.1, help="ε of the adversarial training's FGSM (default 0.1)"
+    )
+    p_rob.add_argument(
+        "--no-adversarial-training", action="store_true", help="attack the normally trained model(s) only"
+    )
+    p_rob.add_argument("--examples", type=_int_at_least(1), default=10, help="digits in the example grids (default 10)")
+    p_rob.add_argument("--out", help="run directory (default results/robustness-<model>)")
+    p_rob.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the trainings (default 0)")
+    p_rob.add_argument("--split-seed", type=_int_at_least(0), default=0, help="seed of the split (default 0)")
+    p_rob.add_argument("--max-train", type=_int_at_least(1), help="stratified subset of this many labeled rows")
+    fit_options(p_rob)
+    p_rob.add_argument("--force", action="store_true", help="replace a different run in --out")
+    p_rob.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p_study = command(
+        "study",
+        "training studies: activation, initialization, optimizer, dropout, batch size",
+        "Train every configuration of a named study (the standard LeNet with one factor varied) R times "
+        "on the evaluation split, record per-layer gradient magnitudes each epoch, and write a comparison "
+        "table (mean ± std, 95 % CI) and plots (resumable per configuration and repeat).\n\n"
+        "studies: activation (sigmoid, tanh, relu, gelu, elu); initialization (random_normal, "
+        "glorot_uniform, he_normal); optimizer (sgd, momentum, adam × learning rate 1e-4, 1e-3, 1e-2, "
+        "1e-1, and SGD with step decay 0.1 → 0.01 → 0.001 after epochs 10 and 20); dropout (0, 0.2, 0.5); "
+        "batch_size (32, 64, 128).",
+    )
+    data_options(p_study)
+    p_study.add_argument("--name", required=True, help="activation, initialization, optimizer, dropout or batch_size")
+    p_study.add_argument(
+        "--only", help="comma-separated configuration labels: a subset of the study (e.g. adam_lr0.001,sgd_lr0.1)"
+    )
+    p_study.add_argument("--repeats", type=_int_at_least(1), default=3, help="trainings per configuration (default 3)")
+    p_study.add_argument("--out", help="run directory (default results/study-<name>)")
+    p_study.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the trainings (default 0)")
+    p_study.add_argument("--split-seed", type=_int_at_least(0), default=0, help="seed of the split (default 0)")
+    p_study.add_argument("--max-train", type=_int_at_least(1), help="stratified subset of this many labeled rows")
+    fit_options(p_study)
+    p_study.add_argument("--force", action="store_true", help="replace a different run in --out")
+    p_study.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     sub.add_parser("models", help="list the registered models with their parameter counts")
     return parser
 
@@ -299,6 +439,12 @@ def _model_and_members(args: argparse.Namespace) -> tuple[str, int]:
     return args.model, args.members or 1
 
 
+def _run_name(run: str) -> str:
+    """A short name for a run directory: its own, or ``<evaluation>-repeat_01`` for a repeat."""
+    path = Path(run).resolve()
+    return f"{path.parent.parent.name}-{path.name}" if path.parent.name == "repeats" else path.name
+
+
 def _run(args: argparse.Namespace) -> None:
     if args.command == "models":
         from .models import BUILDERS
@@ -323,6 +469,14 @@ def _run(args: argparse.Namespace) -> None:
         from .learning_curve import parse_fractions
 
         fractions = parse_fractions(args.fractions)
+    configurations = None
+    if args.command == "study":
+        from .studies import study_configurations
+
+        only = [label.strip() for label in args.only.split(",") if label.strip()] if args.only else None
+        configurations = tuple(study_configurations(args.name, only))
+    if args.command == "robustness" and args.model is None and args.run is None:
+        raise LenetError("robustness needs --model (to train one) or --run DIR (a finished run to attack)")
     data = load_data(args.data, test=args.test)
     if args.command == "explore":
         from .exploration import explore
@@ -347,9 +501,43 @@ def _run(args: argparse.Namespace) -> None:
         predict_run(args.run, args.output, data=data, members=args.members, force=args.force)
         return
 
+    if args.command == "baselines":
+        from .baselines import BaselineSpec, baselines
+
+        spec = BaselineSpec(
+            knn_k=args.knn_k, knn_pca=args.knn_pca, rf_trees=args.rf_trees, rf_depth=args.rf_depth,
+            repeats=args.repeats, seed=args.seed, split_seed=args.split_seed, max_train=args.max_train,
+            n_jobs=args.jobs or -1,
+        )  # fmt: skip
+        baselines(spec, args.out, data=data, force=args.force, progress=not args.no_progress)
+        return
+
     from .training import TrainConfig
 
     fit = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience)
+    if args.command == "robustness":
+        from .robustness import RobustnessSpec, robustness
+
+        spec = RobustnessSpec(
+            model=args.model, run=args.run, hparams_path=args.hparams, repeats=args.repeats,
+            epsilons=args.epsilons, adversarial_training=not args.no_adversarial_training,
+            train_epsilon=args.train_epsilon, examples=args.examples, seed=args.seed,
+            split_seed=args.split_seed, max_train=args.max_train, train=fit,
+        )  # fmt: skip
+        out = args.out or f"results/robustness-{args.model or _run_name(args.run)}"
+        robustness(spec, out, data=data, force=args.force, progress=not args.no_progress)
+        return
+    if args.command == "study":
+        from .studies import StudySpec, study
+
+        spec = StudySpec(
+            name=args.name, repeats=args.repeats, configurations=configurations, seed=args.seed,
+            split_seed=args.split_seed, max_train=args.max_train, train=fit,
+        )  # fmt: skip
+        study(
+            spec, args.out or f"results/study-{args.name}", data=data, force=args.force, progress=not args.no_progress
+        )
+        return
     model, members = _model_and_members(args)
     common = {
         "model": model, "members": members, "seed": args.seed, "split_seed": args.split_seed,

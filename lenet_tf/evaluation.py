@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .data import N_CLASSES, DigitData, Split
 from .ensemble import Ensemble, train_members
 from .errors import LenetError
+from .models import model_title
 from .pipeline import prepare_job
 from .plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot_roc_curves
 from .runs import atomic_write, environment, markdown_table, open_run, read_json, write_json, write_text
@@ -83,15 +84,10 @@ def repeat_metrics(ensemble: Ensemble, results: list[FitResult], split: Split) -
     else:
         train_accuracy = accuracy(ensemble.predict_proba(split.x_train), split.y_train)
         val_accuracy = accuracy(ensemble.predict_proba(split.x_val), split.y_val)
-    predictions = np.argmax(test_probabilities, axis=1)
-    labels = list(range(N_CLASSES))
     metrics = {
         "train_accuracy": float(train_accuracy),
         "val_accuracy": float(val_accuracy),
-        "test_accuracy": accuracy(test_probabilities, split.y_test),
-        "roc_auc": roc_auc_score(split.y_test, test_probabilities, multi_class="ovr", average=None).tolist(),
-        "confusion": confusion_matrix(split.y_test, predictions, labels=labels, normalize="true").tolist(),
-        "report": classification_report(split.y_test, predictions, labels=labels, output_dict=True, zero_division=0),
+        **heldout_metrics(split.y_test, test_probabilities),
         "members": [
             {k: v for k, v in r.to_dict().items() if k not in ("history", "extra")} | {"member": i + 1}
             for i, r in enumerate(results)
@@ -99,6 +95,19 @@ def repeat_metrics(ensemble: Ensemble, results: list[FitResult], split: Split) -
         "seconds": float(sum(r.seconds for r in results)),
     }
     return metrics, test_probabilities
+
+
+def heldout_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """Held-out figures of (N, 10) class probabilities: accuracy, per-class one-vs-rest ROC AUC,
+    row-normalised confusion matrix and classification report (any classifier, not only Keras')."""
+    predictions = np.argmax(probabilities, axis=1)
+    classes = list(range(N_CLASSES))
+    return {
+        "test_accuracy": accuracy(probabilities, labels),
+        "roc_auc": roc_auc_score(labels, probabilities, multi_class="ovr", average=None).tolist(),
+        "confusion": confusion_matrix(labels, predictions, labels=classes, normalize="true").tolist(),
+        "report": classification_report(labels, predictions, labels=classes, output_dict=True, zero_division=0),
+    }
 
 
 def summarize_repeats(repeats: list[dict[str, Any]]) -> dict[str, Any]:
@@ -180,7 +189,7 @@ def evaluate(
 
 
 def _title(model: str, members: int) -> str:
-    return f"{model} LeNet" + (f", ensemble of {members}" if members > 1 else "")
+    return model_title(model) + (f", ensemble of {members}" if members > 1 else "")
 
 
 def evaluation_markdown(result: dict[str, Any]) -> str:

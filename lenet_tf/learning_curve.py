@@ -23,6 +23,7 @@ from .data import DigitData, Split, stratified_indices
 from .ensemble import train_members
 from .errors import LenetError
 from .evaluation import repeat_seed
+from .models import model_title
 from .pipeline import prepare_job
 from .plots import plot_learning_curve
 from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
@@ -151,7 +152,7 @@ def learning_curve(
     }
     write_json(out / "learning_curve.json", result)
     write_text(out / "learning_curve.md", learning_curve_markdown(result))
-    title = f"{model_info['name']} LeNet" + (f", ensemble of {spec.members}" if spec.members > 1 else "")
+    title = model_title(model_info["name"]) + (f", ensemble of {spec.members}" if spec.members > 1 else "")
     plot_learning_curve(curve, out / "learning_curve.png", title=title)
     echo(f"learning curve: {out}/learning_curve.json, learning_curve.md, learning_curve.png")
     return result
@@ -179,5 +180,5 @@ def learning_curve_markdown(result: dict[str, Any]) -> str:
         for i, size in enumerate(curve["sizes"])
     ]  # fmt: skip
     model = result["config"]["model"]["name"]
-    header = f"# Learning curve: {model} LeNet ({curve['repeats']} repeats per size, mean ± std)\n\n"
+    header = f"# Learning curve: {model_title(model)} ({curve['repeats']} repeats per size, mean ± std)\n\n"
     return header + markdown_table(["training images", "train accuracy", "test accuracy"], rows)

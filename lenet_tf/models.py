@@ -4,6 +4,9 @@
 * :func:`classic_lenet5` — LeCun et al. 1998 as commonly reproduced (61,706 parameters).
 * :func:`lenet` — the general builder over the 12 searchable hyperparameters of the study.
 * :func:`optimized_lenet` — :func:`lenet` with the study's best hyperparameters (or a search's).
+* :func:`study_lenet` — the standard LeNet with a chosen activation, weight initializer, dropout
+  and optimizer (the training studies vary one of these at a time).
+* :func:`mlp` — a fully connected baseline, 784 → 512 → 256 → 128 → 10 (ReLU, optional dropout).
 
 Every model takes uint8-derived float32 images of shape (28, 28, 1) in [0, 1] and returns class
 probabilities, so any of them can be an ensemble member. Weight initialisation draws from Keras'
@@ -28,6 +31,14 @@ from .errors import LenetError
 INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
 LEARNING_RATE = 1e-3
 ACTIVATIONS = ("sigmoid", "relu", "gelu", "elu", "tanh")
+# Keras initializer names the studies compare: N(0, 0.05²), Glorot/Xavier (Keras' default), He.
+INITIALIZERS = ("random_normal", "glorot_uniform", "glorot_normal", "he_normal", "he_uniform")
+# study_lenet's optimizers: plain SGD, SGD with momentum 0.9, SGD whose rate drops tenfold at two
+# boundaries (step decay), Adam.
+OPTIMIZERS = ("sgd", "momentum", "step_decay", "adam")
+MOMENTUM = 0.9
+MLP_UNITS = (512, 256, 128)
+MLP_DROPOUT = 0.2  # the "mlp-dropout" model's rate
 
 # The reference study's search space (its section 3), one entry per hyperparameter.
 SEARCH_SPACE: dict[str, dict[str, Any]] = {
@@ -144,9 +155,19 @@ def _study_topology(
     units: tuple[int, int],
     dense_activation: str,
     dense_l2: float,
+    initializer: str | None = None,
+    dropout: float = 0.0,
+    optimizer: keras.optimizers.Optimizer | None = None,
 ) -> keras.Sequential:
     """The study's LeNet: same-padded convolutions and stride-1 average pooling, then global
-    average pooling in place of Flatten (fewer parameters), two dense layers and softmax."""
+    average pooling in place of Flatten (fewer parameters), two dense layers and softmax.
+
+    ``initializer`` (a Keras name) sets every kernel's initializer, ``dropout`` > 0 adds a
+    Dropout after each hidden dense layer, ``optimizer`` replaces Adam(1e-3). The defaults leave
+    the layers' own arguments untouched, so the study's models are exactly what they always were.
+    """
+    # Only pass kernel_initializer when asked: the Keras default must stay the untouched default.
+    init: dict[str, Any] = {} if initializer is None else {"kernel_initializer": initializer}
     stack: list[keras.layers.Layer] = [keras.Input(shape=INPUT_SHAPE)]
     for i in range(2):
         stack.append(
@@ -157,16 +178,21 @@ def _study_topology(
                 activation=conv_activation,
                 kernel_regularizer=_l2(conv_l2),
                 name=f"conv_{i + 1}",
+                **init,
             )
         )
         stack.append(layers.AveragePooling2D(pool_sizes[i], strides=1, padding="valid", name=f"pool_{i + 1}"))
     stack.append(layers.GlobalAveragePooling2D(name="global_pool"))
     for i in range(2):
         stack.append(
-            layers.Dense(units[i], activation=dense_activation, kernel_regularizer=_l2(dense_l2), name=f"dense_{i + 1}")
+            layers.Dense(
+                units[i], activation=dense_activation, kernel_regularizer=_l2(dense_l2), name=f"dense_{i + 1}", **init
+            )
         )
-    stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities"))
-    return _compile(keras.Sequential(stack, name=name), _adam())
+        if dropout > 0:
+            stack.append(layers.Dropout(dropout, name=f"dropout_{i + 1}"))
+    stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities", **init))
+    return _compile(keras.Sequential(stack, name=name), optimizer if optimizer is not None else _adam())
 
 
 def standard_lenet() -> keras.Sequential:
@@ -183,6 +209,65 @@ def standard_lenet() -> keras.Sequential:
         units=(120, 84),
         dense_activation="tanh",
         dense_l2=0.0,
+    )
+
+
+def make_optimizer(
+    name: str, learning_rate: float, *, decay_steps: tuple[int, int] | None = None
+) -> keras.optimizers.Optimizer:
+    """A fresh optimizer: ``sgd``, ``momentum`` (SGD, momentum 0.9), ``step_decay`` (SGD whose rate
+    is ``learning_rate``, then /10 once ``decay_steps[0]`` updates are done, /100 after
+    ``decay_steps[1]``) or ``adam``."""
+    if name not in OPTIMIZERS:
+        raise LenetError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not learning_rate > 0:
+        raise LenetError(f"learning rate must be a positive number, got {learning_rate!r}")
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9, beta_2=0.999)
+    if name == "step_decay":
+        if decay_steps is None or len(decay_steps) != 2 or not 0 < decay_steps[0] < decay_steps[1]:
+            raise LenetError(f"step_decay needs two increasing positive decay steps, got {decay_steps!r}")
+        # The schedule sees the count of updates already done and keeps values[i] while it is
+        # <= boundaries[i]: boundary s - 1 makes the s-th update (counting from 0) the first at the lower rate.
+        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+            boundaries=[int(step) - 1 for step in decay_steps],
+            values=[learning_rate, learning_rate / 10, learning_rate / 100],
+        )
+        return keras.optimizers.SGD(learning_rate=schedule)
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=MOMENTUM if name == "momentum" else 0.0)
+
+
+def study_lenet(
+    *,
+    activation: str = "tanh",
+    initializer: str = "glorot_uniform",
+    dropout: float = 0.0,
+    optimizer: str = "adam",
+    learning_rate: float = LEARNING_RATE,
+    decay_steps: tuple[int, int] | None = None,
+) -> keras.Sequential:
+    """The standard LeNet's topology (15,626 parameters) with one activation for every hidden
+    layer, a kernel initializer, dropout after the hidden dense layers and an optimizer (see
+    :func:`make_optimizer`). The defaults build the standard LeNet itself."""
+    if activation not in ACTIVATIONS:
+        raise LenetError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    if initializer not in INITIALIZERS:
+        raise LenetError(f"unknown initializer {initializer!r}; choose one of {', '.join(INITIALIZERS)}")
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise LenetError(f"dropout must be a rate in [0, 1), got {dropout!r}")
+    return _study_topology(
+        name="study_lenet",
+        kernel_sizes=(5, 5),
+        filters=(6, 16),
+        conv_activation=activation,
+        conv_l2=0.0,
+        pool_sizes=(2, 2),
+        units=(120, 84),
+        dense_activation=activation,
+        dense_l2=0.0,
+        initializer=initializer,
+        dropout=float(dropout),
+        optimizer=make_optimizer(optimizer, learning_rate, decay_steps=decay_steps),
     )
 
 
@@ -250,12 +335,45 @@ def classic_lenet5() -> keras.Sequential:
     return _compile(model, keras.optimizers.SGD(learning_rate=0.01, momentum=0.9))
 
 
+def mlp(dropout: float = 0.0) -> keras.Sequential:
+    """A fully connected baseline: Flatten(784) → Dense(512) → Dense(256) → Dense(128), ReLU, each
+    hidden layer followed by Dropout(``dropout``) when > 0 → Dense(10, softmax); Adam(1e-3).
+    567,434 parameters."""
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise LenetError(f"dropout must be a rate in [0, 1), got {dropout!r}")
+    stack: list[keras.layers.Layer] = [keras.Input(shape=INPUT_SHAPE), layers.Flatten(name="flatten")]
+    for i, units in enumerate(MLP_UNITS):
+        stack.append(layers.Dense(units, activation="relu", name=f"dense_{i + 1}"))
+        if dropout > 0:
+            stack.append(layers.Dropout(dropout, name=f"dropout_{i + 1}"))
+    stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities"))
+    return _compile(keras.Sequential(stack, name="mlp" if dropout == 0 else "mlp_dropout"), _adam())
+
+
+def mlp_dropout() -> keras.Sequential:
+    """:func:`mlp` with Dropout(0.2) after each hidden layer."""
+    return mlp(dropout=MLP_DROPOUT)
+
+
 # Name → builder taking no arguments; the CLI, the ensemble and later studies look models up here.
 BUILDERS: dict[str, Callable[[], keras.Sequential]] = {
     "standard": standard_lenet,
     "classic": classic_lenet5,
     "optimized": optimized_lenet,
+    "mlp": mlp,
+    "mlp-dropout": mlp_dropout,
 }
+
+# How reports name a registered model.
+TITLES = {
+    "mlp": "fully connected network (MLP)",
+    "mlp-dropout": f"fully connected network (MLP, dropout {MLP_DROPOUT})",
+}
+
+
+def model_title(name: str) -> str:
+    """A registered model's name for report titles: ``standard LeNet``, ``fully connected network (MLP)``."""
+    return TITLES.get(name, f"{name} LeNet")
 
 
 def get_builder(name: str) -> Callable[[], keras.Sequential]:

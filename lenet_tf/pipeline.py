@@ -25,7 +25,7 @@ import numpy as np
 from .data import DigitData, Split, load_data, split_data, subsample
 from .ensemble import Ensemble, train_members
 from .errors import LenetError
-from .models import resolve_model
+from .models import model_title, resolve_model
 from .plots import plot_convergence
 from .runs import environment, markdown_table, open_run, write_json, write_text
 from .submission import write_submission
@@ -178,7 +178,7 @@ def run_training(
     )
     write_json(out / "metrics.json", metrics)
     write_text(out / "metrics.md", metrics_markdown(metrics))
-    plot_convergence([r.history for r in results], out / "convergence.png", title=f"{spec.model} LeNet")
+    plot_convergence([r.history for r in results], out / "convergence.png", title=model_title(spec.model))
     echo(f"validation accuracy: {metrics['ensemble']['val_accuracy']:.4f}  ({len(results)} member(s))")
     echo(f"results: {out}/metrics.json, metrics.md, convergence.png")
     return metrics
@@ -214,7 +214,7 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
         ]
         for m in metrics["members"]
     ]
-    text = [f"# {model} LeNet: {len(rows)} member(s)\n", f"Data: {metrics['data_source']}\n"]
+    text = [f"# {model_title(model)}: {len(rows)} member(s)\n", f"Data: {metrics['data_source']}\n"]
     text.append(
         markdown_table(["member", "seed", "train acc (best epoch)", "val acc", "best epoch", "epochs", "seconds"], rows)
     )

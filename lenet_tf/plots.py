@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 
 matplotlib.use("Agg")  # files only: works on headless machines and in CI
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from .runs import atomic_write  # noqa: E402
@@ -200,4 +201,169 @@ def plot_hparam_importance(
     if note and not len(names):
         ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", wrap=True)
     ax.set_title(f"Hyperparameter importance (permutation, random forest): {title}")
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_epsilon(
+    epsilons: Sequence[float],
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Accuracy under the FGSM attack against ε: one line per training (``name → (mean, std)``)
+    with a ± std band over repeats."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.asarray(epsilons, dtype=float)
+    for name, (mean, std) in curves.items():
+        mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+        line = ax.plot(x, mean, "o-", label=name)[0]
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("ε (L∞ perturbation, pixels in [0, 1])")
+    ax.set_ylabel("test accuracy under FGSM")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"FGSM accuracy against ε: {title}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
+    return _save(fig, path)
+
+
+def plot_configuration_accuracy(
+    labels: Sequence[str],
+    summaries: Sequence[dict[str, Any]],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Validation and test accuracy (mean ± std over repeats) of each configuration of a study;
+    ``summaries[i]`` holds ``val_accuracy`` and ``test_accuracy`` summaries (see stats.summarize)."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(labels) + 2.5), 4.8))
+    x = np.arange(len(labels))
+    for offset, (name, color) in ((-0.12, ("val", "tab:orange")), (0.12, ("test", "tab:green"))):
+        mean = [s[f"{name}_accuracy"]["mean"] for s in summaries]
+        std = [s[f"{name}_accuracy"]["std"] for s in summaries]
+        ax.errorbar(x + offset, mean, yerr=std, fmt="o", color=color, capsize=3, label=f"{name} (mean ± std)")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=30 if len(labels) > 5 else 0, ha="right" if len(labels) > 5 else "center")
+    n = summaries[0]["test_accuracy"]["n"] if summaries else 0
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title} ({n} repeat(s) each)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_learning_rate_grid(
+    rows: Sequence[tuple[str, float, float, float]],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Test accuracy (mean ± std) against the learning rate, one line per optimizer;
+    ``rows`` are ``(optimizer, learning rate, mean, std)``."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in dict.fromkeys(row[0] for row in rows):
+        points = sorted((lr, mean, std) for opt, lr, mean, std in rows if opt == name)
+        lrs, means, stds = (np.array(v, dtype=float) for v in zip(*points, strict=True))
+        ax.errorbar(lrs, means, yerr=stds, fmt="o-", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (initial, for step decay)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"Test accuracy against the learning rate: {title}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
+    return _save(fig, path)
+
+
+def plot_configuration_convergence(
+    histories: dict[str, Sequence[dict[str, list[float]]]],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Validation accuracy per epoch of every configuration (one colour each, repeats overlaid)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    colors = plt.get_cmap("tab20" if len(histories) > 10 else "tab10")
+    for index, (label, runs) in enumerate(histories.items()):
+        for r, history in enumerate(runs):
+            epochs = range(1, len(history["val_accuracy"]) + 1)
+            ax.plot(epochs, history["val_accuracy"], color=colors(index), alpha=0.8, label=label if r == 0 else None)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"Validation accuracy per epoch (repeats overlaid): {title}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", ncol=2 if len(histories) > 6 else 1)
+    return _save(fig, path)
+
+
+def plot_gradient_magnitudes(
+    magnitudes: dict[str, dict[str, list[float]]],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """One panel per configuration: mean |gradient| of each layer's kernel per epoch (epoch 0 is
+    the initialisation), log scale; ``magnitudes`` maps configuration → layer → per-epoch values."""
+    n = max(len(magnitudes), 1)
+    columns = min(n, 3)
+    rows = math.ceil(n / columns)
+    # One y scale for every panel: configurations compare at a glance.
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows + 0.6), squeeze=False, sharey=True)
+    for ax, (label, layers) in zip(axes.flat, magnitudes.items(), strict=False):
+        for layer, values in layers.items():
+            values = np.asarray(values, dtype=float)
+            shown = values > 0  # a log axis cannot show an exactly zero gradient
+            ax.plot(np.arange(len(values))[shown], values[shown], marker=".", label=layer)
+        ax.set_yscale("log")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(magnitudes) :]:
+        ax.set_axis_off()
+    axes[0][0].set_ylabel("mean |∂loss/∂kernel|")
+    if magnitudes:
+        axes[0][0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"Per-layer gradient magnitude on a fixed batch: {title}", fontsize=11)
+    return _save(fig, path)
+
+
+def plot_baseline_grids(
+    grids: Sequence[dict[str, Any]],
+    timings: Sequence[tuple[str, float, float]],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Heat maps of test accuracy over each baseline's grid, and accuracy against fit + predict time.
+
+    ``grids[i]`` holds ``name``, ``row_name``, ``rows``, ``column_name``, ``columns`` and ``values``
+    (rows × columns test accuracy, None where a cell was not run); ``timings`` are
+    ``(family, seconds, accuracy)`` per cell."""
+    fig, axes = plt.subplots(1, len(grids) + 1, figsize=(5 * (len(grids) + 1), 4.6), squeeze=False)
+    for ax, grid in zip(axes[0], grids, strict=False):
+        values = np.array([[np.nan if v is None else v for v in row] for row in grid["values"]], dtype=float)
+        image = ax.imshow(values, cmap="viridis", aspect="auto")
+        middle = np.nanmean([np.nanmin(values), np.nanmax(values)]) if np.isfinite(values).any() else 0.0
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                if not np.isnan(values[i, j]):
+                    color = "black" if values[i, j] > middle else "white"  # readable on viridis' yellow end
+                    ax.text(j, i, f"{values[i, j]:.4f}", ha="center", va="center", fontsize=8, color=color)
+        ax.set_xticks(range(len(grid["columns"])))
+        ax.set_xticklabels([str(c) for c in grid["columns"]])
+        ax.set_yticks(range(len(grid["rows"])))
+        ax.set_yticklabels([str(r) for r in grid["rows"]])
+        ax.set_xlabel(grid["column_name"])
+        ax.set_ylabel(grid["row_name"])
+        ax.set_title(f"{grid['name']}: test accuracy")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax = axes[0][-1]
+    for family in dict.fromkeys(t[0] for t in timings):
+        seconds = [t[1] for t in timings if t[0] == family]
+        accuracy = [t[2] for t in timings if t[0] == family]
+        ax.plot(seconds, accuracy, "o", alpha=0.8, label=family)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("fit + predict seconds (log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Accuracy against cost")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
+    fig.suptitle(title, fontsize=11)
     return _save(fig, path)

@@ -16,9 +16,14 @@ from lenet_tf.models import (
     get_builder,
     lenet,
     load_hparams,
+    make_optimizer,
+    mlp,
+    model_title,
     optimized_lenet,
     standard_lenet,
+    study_lenet,
 )
+from lenet_tf.training import set_seed
 
 
 def test_parameter_counts_match_the_references() -> None:
@@ -114,3 +119,44 @@ def test_load_hparams_file(tmp_path: Path) -> None:
 def test_unknown_model_name() -> None:
     with pytest.raises(LenetError, match="unknown model 'vgg'; choose one of standard, classic, optimized"):
         get_builder("vgg")
+
+
+def test_mlp_parameter_count_and_dropout() -> None:
+    # 784*512+512, 512*256+256, 256*128+128, 128*10+10
+    assert mlp().count_params() == 401_920 + 131_328 + 32_896 + 1_290 == 567_434
+    kinds = [type(layer).__name__ for layer in get_builder("mlp-dropout")().layers]
+    assert kinds == ["Flatten", "Dense", "Dropout", "Dense", "Dropout", "Dense", "Dropout", "Dense"]
+    assert get_builder("mlp-dropout")().count_params() == 567_434
+    assert [layer.units for layer in mlp().layers[1:]] == [512, 256, 128, 10]
+    assert mlp().layers[1].activation.__name__ == "relu"
+    assert model_title("mlp") == "fully connected network (MLP)" and model_title("standard") == "standard LeNet"
+    with pytest.raises(LenetError, match=r"dropout must be a rate in \[0, 1\)"):
+        mlp(dropout=1.5)
+
+
+def test_study_lenet_defaults_are_the_standard_lenet_bit_for_bit() -> None:
+    set_seed(5)
+    standard = standard_lenet()
+    set_seed(5)
+    study = study_lenet()
+    assert study.count_params() == 15_626
+    assert [type(layer).__name__ for layer in study.layers] == [type(layer).__name__ for layer in standard.layers]
+    for mine, theirs in zip(study.get_weights(), standard.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert type(study.optimizer).__name__ == "Adam" and float(study.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+def test_study_lenet_options() -> None:
+    model = study_lenet(activation="relu", initializer="he_normal", dropout=0.5, optimizer="momentum",
+                        learning_rate=0.01)  # fmt: skip
+    assert model.count_params() == 15_626  # dropout adds no parameters
+    assert [layer.name for layer in model.layers if type(layer).__name__ == "Dropout"] == ["dropout_1", "dropout_2"]
+    assert {model.get_layer(n).activation.__name__ for n in ("conv_1", "conv_2", "dense_1", "dense_2")} == {"relu"}
+    assert type(model.get_layer("conv_1").kernel_initializer).__name__ == "HeNormal"
+    assert model.optimizer.momentum == pytest.approx(0.9)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    assert make_optimizer("sgd", 0.1).momentum == 0.0
+    with pytest.raises(LenetError, match="unknown activation 'softmax'"):
+        study_lenet(activation="softmax")
+    with pytest.raises(LenetError, match="unknown optimizer 'rmsprop'; choose one of sgd, momentum, step_decay, adam"):
+        make_optimizer("rmsprop", 0.1)

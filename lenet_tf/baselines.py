@@ -1,0 +1,347 @@
+"""Non-neural baselines on the LeNets' evaluation split: k-nearest neighbours on PCA features and
+random forests (scikit-learn Pipelines on the 784 pixels scaled to [0, 1]).
+
+The split is the evaluation protocol's (60/20/20, via :func:`lenet_tf.pipeline.prepare_job`), so
+the figures sit beside ``lenet-tf evaluate``'s: validation and test accuracy, per-class
+one-vs-rest ROC AUC (from ``predict_proba``), the row-normalised confusion matrix and the
+classification report on the held-out test part (:func:`lenet_tf.evaluation.heldout_metrics`), plus
+fit and predict times. Each grid cell is fitted once per repeat; kNN with PCA is deterministic
+(one fit per cell), a random forest gets a new seed every repeat.
+
+Run directory layout::
+
+    config.json                                   what the run is (split, seeds)
+    cells/knn_k3_pca5/repeat_01/metrics.json      one fit's figures (written last: present = done)
+    cells/rf_trees100_depthNone/repeat_01/metrics.json
+    baselines.json / baselines.md                 every fit, mean ± std per cell, grid tables
+    baselines.png                                 test-accuracy heat maps of both grids, accuracy against time
+
+Rerunning resumes (finished cells are read back); a larger grid or more repeats adds only the
+missing fits. The fully connected network is a Keras model: ``lenet-tf evaluate --model mlp``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from tqdm.auto import tqdm
+
+from .data import N_CLASSES, N_PIXELS, DigitData
+from .errors import LenetError
+from .evaluation import heldout_metrics, repeat_seed
+from .pipeline import prepare_job
+from .plots import plot_baseline_grids
+from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
+from .stats import pm, summarize
+from .training import accuracy
+
+KNN_K = (3, 10, 50, 100)
+KNN_PCA = (5, 25, 50, 100, N_PIXELS)  # 784 = every pixel, no PCA
+RF_TREES = (10, 100, 200, 400)
+RF_DEPTH: tuple[int | None, ...] = (10, 20, None)  # None: grown until the leaves are pure
+FAMILIES = {"knn": "kNN on PCA features", "rf": "random forest"}
+CELLS_DIR = "cells"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of a grid: ``knn`` with (k, PCA dimensions) or ``rf`` with (trees, max depth)."""
+
+    family: str
+    first: int  # k, or the number of trees
+    second: int | None  # PCA dimensions, or the maximum depth (None: unlimited)
+
+    @property
+    def key(self) -> str:
+        if self.family == "knn":
+            return f"knn_k{self.first}_pca{self.second}"
+        return f"rf_trees{self.first}_depth{self.second}"
+
+    def params(self) -> dict[str, Any]:
+        if self.family == "knn":
+            return {"k": self.first, "pca": self.second}
+        return {"trees": self.first, "max_depth": self.second}
+
+    def label(self) -> str:
+        if self.family == "knn":
+            pca = "no PCA" if self.second == N_PIXELS else f"PCA {self.second}"
+            return f"kNN k={self.first}, {pca}"
+        return f"RF {self.first} trees, depth {'∞' if self.second is None else self.second}"
+
+    def pipeline(self, seed: int, n_jobs: int | None) -> Pipeline:
+        """The scikit-learn pipeline of this cell (fresh, unfitted)."""
+        if self.family == "knn":
+            reduce = "passthrough" if self.second == N_PIXELS else PCA(n_components=self.second, random_state=seed)
+            return Pipeline([("pca", reduce), ("knn", KNeighborsClassifier(n_neighbors=self.first, n_jobs=n_jobs))])
+        forest = RandomForestClassifier(
+            n_estimators=self.first, max_depth=self.second, n_jobs=n_jobs, random_state=seed
+        )
+        return Pipeline([("forest", forest)])
+
+    @property
+    def deterministic(self) -> bool:
+        """kNN on an exact PCA gives the same fit every time: one repeat is enough."""
+        return self.family == "knn"
+
+
+def _positive_ints(values: Sequence[Any], what: str, *, low: int = 1, high: int | None = None) -> None:
+    if not values:
+        raise LenetError(f"{what}: give at least one value")
+    for value in values:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        if not ok or (high is not None and value > high):
+            limit = f"{low}-{high}" if high is not None else f"≥ {low}"
+            raise LenetError(f"{what}: {value!r} is not an integer {limit}")
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """The grids, repeats (random forests only), seeds, split and parallelism of a baselines run."""
+
+    knn_k: tuple[int, ...] = KNN_K
+    knn_pca: tuple[int, ...] = KNN_PCA
+    rf_trees: tuple[int, ...] = RF_TREES
+    rf_depth: tuple[int | None, ...] = RF_DEPTH
+    repeats: int = 1
+    seed: int = 0
+    split_seed: int = 0
+    max_train: int | None = None
+    n_jobs: int | None = -1  # scikit-learn's: -1 every core; timings depend on it
+
+    def validate(self) -> BaselineSpec:
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise LenetError(f"--repeats must be an integer ≥ 1, got {self.repeats!r}")
+        _positive_ints(self.knn_k, "--knn-k")
+        _positive_ints(self.knn_pca, "--knn-pca", high=N_PIXELS)
+        _positive_ints(self.rf_trees, "--rf-trees")
+        if not self.rf_depth:
+            raise LenetError("--rf-depth: give at least one value")
+        depths = [d for d in self.rf_depth if d is not None]
+        if depths:
+            _positive_ints(depths, "--rf-depth")
+        return self
+
+    def cells(self) -> list[Cell]:
+        """Every grid cell, kNN first, in grid order."""
+        knn = [Cell("knn", k, d) for k in self.knn_k for d in self.knn_pca]
+        return knn + [Cell("rf", t, d) for t in self.rf_trees for d in self.rf_depth]
+
+
+def features(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) images → float32 (N, 784) pixels in [0, 1], the baselines' input."""
+    return (np.asarray(images).reshape(len(images), -1).astype(np.float32) / 255.0).astype(np.float32)
+
+
+def fit_cell(
+    cell: Cell,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    seed: int,
+    n_jobs: int | None,
+) -> dict[str, Any]:
+    """Fit one cell's pipeline and measure it: validation accuracy, the test figures of
+    :func:`lenet_tf.evaluation.heldout_metrics`, fit and (test) predict seconds."""
+    model = cell.pipeline(seed, n_jobs)
+    started = time.perf_counter()
+    model.fit(x_train, y_train)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    test_probabilities = _all_classes(model, model.predict_proba(x_test))
+    predict_seconds = time.perf_counter() - started
+    val_probabilities = _all_classes(model, model.predict_proba(x_val))
+    return {
+        "cell": cell.key,
+        "family": cell.family,
+        "params": cell.params(),
+        "seed": seed,
+        "n_jobs": n_jobs,
+        "val_accuracy": accuracy(val_probabilities, y_val),
+        **heldout_metrics(y_test, test_probabilities),
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+        "test_images": len(y_test),
+    }
+
+
+def _all_classes(model: Pipeline, probabilities: np.ndarray) -> np.ndarray:
+    """(N, 10) probabilities even if a class was missing from the training part."""
+    full = np.zeros((len(probabilities), N_CLASSES))
+    full[:, np.asarray(model.classes_, dtype=int)] = probabilities
+    return full
+
+
+def baselines(
+    spec: BaselineSpec,
+    out: str | Path,
+    *,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Fit (or resume) every grid cell into ``out`` and return the results (baselines.json)."""
+    spec.validate()
+    out = Path(out)
+    started = time.perf_counter()
+    job = prepare_job(
+        "standard", None, protocol="evaluation", split_seed=spec.split_seed, max_train=spec.max_train,
+        data=data, source=source, echo=echo,
+    )  # fmt: skip
+    split = job.split
+    n_train = len(split.y_train)
+    too_many = [k for k in spec.knn_k if k > n_train]
+    if too_many:
+        raise LenetError(f"--knn-k {too_many[0]} exceeds the {n_train} training images")
+    too_wide = [d for d in spec.knn_pca if d != N_PIXELS and d > n_train]
+    if too_wide:
+        raise LenetError(f"--knn-pca {too_wide[0]} exceeds the {n_train} training images (PCA needs ≤ that)")
+    echo(f"data: {job.data.source}; split {split.sizes()}")
+    config = job.config(kind="baselines", model={"name": "baselines"}, seed=spec.seed)
+    if open_run(out, config, force=force):
+        echo(f"resuming the baselines in {out}: finished cells are read back, not fitted again")
+
+    x_train, x_val, x_test = features(split.x_train), features(split.x_val), features(split.x_test)
+    cells = spec.cells()
+    plan = [(cell, r) for cell in cells for r in range(1 if cell.deterministic else spec.repeats)]
+    fits: dict[str, list[dict[str, Any]]] = {}
+    bar = tqdm(plan, desc="baselines", unit="fit", disable=not progress)
+    for cell, r in bar:
+        path = out / CELLS_DIR / cell.key / f"repeat_{r + 1:02d}" / "metrics.json"
+        if path.is_file():
+            item = read_json(path)
+        else:
+            seed = spec.seed if cell.deterministic else repeat_seed(spec.seed, r)
+            item = fit_cell(
+                cell, x_train, split.y_train, x_val, split.y_val, x_test, split.y_test, seed=seed, n_jobs=spec.n_jobs
+            )
+            item["repeat"] = r + 1
+            write_json(path, item)
+        fits.setdefault(cell.key, []).append(item)
+        bar.set_postfix(cell=cell.key, test=f"{item['test_accuracy']:.4f}")
+    bar.close()
+
+    results = [
+        {"cell": cell.key, "family": cell.family, "label": cell.label(), "params": cell.params(),
+         "summary": summarize_cell(fits[cell.key]), "fits": fits[cell.key]}
+        for cell in cells
+    ]  # fmt: skip
+    result = {
+        "config": config,
+        "grids": {"knn_k": list(spec.knn_k), "knn_pca": list(spec.knn_pca), "rf_trees": list(spec.rf_trees),
+                  "rf_depth": list(spec.rf_depth)},
+        "repeats_requested": spec.repeats,
+        "data_source": job.data.source,
+        "cells": results,
+        "seconds": round(time.perf_counter() - started, 2),
+        "environment": environment(),
+    }  # fmt: skip
+    write_json(out / "baselines.json", result)
+    write_text(out / "baselines.md", baselines_markdown(result))
+    grids = [g for g in _grids(result) if g["rows"] and g["columns"]]
+    timings = [
+        (FAMILIES[c["family"]], c["summary"]["fit_seconds"]["mean"] + c["summary"]["predict_seconds"]["mean"],
+         c["summary"]["test_accuracy"]["mean"])
+        for c in results
+    ]  # fmt: skip
+    plot_baseline_grids(
+        grids,
+        timings,
+        out / "baselines.png",
+        title="Baselines, evaluation split: " + " / ".join(f"{n:,} {part}" for part, n in split.sizes().items()),
+    )
+    for family in FAMILIES:
+        best = _best(results, family)
+        if best is not None:
+            echo(f"best {FAMILIES[family]}: {best['label']}, test accuracy {pm(best['summary']['test_accuracy'], 4)}")
+    echo(f"baselines: {out}/baselines.json, baselines.md, baselines.png")
+    return result
+
+
+def summarize_cell(fits: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std and 95 % CI of one cell's fits (per-class for ROC AUC and the confusion matrix)."""
+    names = ("val_accuracy", "test_accuracy", "roc_auc", "confusion", "fit_seconds", "predict_seconds")
+    return {name: summarize([f[name] for f in fits]) for name in names}
+
+
+def _best(results: Sequence[dict[str, Any]], family: str) -> dict[str, Any] | None:
+    cells = [c for c in results if c["family"] == family]
+    return max(cells, key=lambda c: c["summary"]["test_accuracy"]["mean"]) if cells else None
+
+
+def _grids(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Both grids as rows × columns of mean test accuracy (None where a cell was not run)."""
+    by_key = {c["cell"]: c["summary"]["test_accuracy"]["mean"] for c in result["cells"]}
+    grids = result["grids"]
+    knn = [[by_key.get(Cell("knn", k, d).key) for d in grids["knn_pca"]] for k in grids["knn_k"]]
+    rf = [[by_key.get(Cell("rf", t, d).key) for d in grids["rf_depth"]] for t in grids["rf_trees"]]
+    return [
+        {"name": FAMILIES["knn"], "row_name": "k (neighbours)", "rows": grids["knn_k"],
+         "column_name": f"PCA dimensions ({N_PIXELS} = no PCA)", "columns": grids["knn_pca"], "values": knn},
+        {"name": FAMILIES["rf"], "row_name": "trees", "rows": grids["rf_trees"],
+         "column_name": "max depth (None = unlimited)", "columns": grids["rf_depth"], "values": rf},
+    ]  # fmt: skip
+
+
+def baselines_markdown(result: dict[str, Any]) -> str:
+    """Markdown of a baselines.json: both grids, every cell with mean ± std and timings, the best."""
+    config = result["config"]
+    lines = [
+        "# Baselines: kNN on PCA features and random forests\n\n",
+        f"Data: {result['data_source']}; evaluation split {config['split_sizes']} (the LeNets' evaluation"
+        " split); pixels scaled to [0, 1]. Test accuracy on the held-out part; kNN is deterministic (one fit"
+        f" per cell), random forests are fitted {result['repeats_requested']} time(s) with new seeds; mean ±"
+        " sample std (ddof=1). Times are wall seconds (fit on the train part, predict_proba on the test part).\n",
+    ]
+    for grid in _grids(result):
+        if not grid["rows"] or not grid["columns"]:
+            continue
+        headers = [f"{grid['row_name']} \\ {grid['column_name']}", *(str(c) for c in grid["columns"])]
+        rows = [
+            [r, *("-" if v is None else f"{v:.4f}" for v in values)]
+            for r, values in zip(grid["rows"], grid["values"], strict=True)
+        ]
+        lines.append(f"\n## {grid['name']}: test accuracy\n\n" + markdown_table(headers, rows))
+    rows = []
+    for c in result["cells"]:
+        s = c["summary"]
+        test = s["test_accuracy"]
+        rows.append(
+            [c["label"], pm(s["val_accuracy"], 4), pm(test, 4), f"[{test['ci_low']:.4f}, {test['ci_high']:.4f}]",
+             f"{np.mean(s['roc_auc']['mean']):.4f}", f"{s['fit_seconds']['mean']:.2f}",
+             f"{s['predict_seconds']['mean']:.2f}", test["n"]]
+        )  # fmt: skip
+    headers = ["model", "val", "test", "test 95 % CI", "mean ROC AUC", "fit s", "predict s", "fits"]
+    lines.append("\n## Every cell (mean ± std over fits)\n\n" + markdown_table(headers, rows))
+    best = [b for b in (_best(result["cells"], family) for family in FAMILIES) if b is not None]
+    if best:
+        lines.append("\n## Best of each family\n\n")
+        lines.append(
+            markdown_table(
+                ["model", "test accuracy", "fit s", "predict s"],
+                [[b["label"], pm(b["summary"]["test_accuracy"], 4), f"{b['summary']['fit_seconds']['mean']:.2f}",
+                  f"{b['summary']['predict_seconds']['mean']:.2f}"] for b in best],
+            )
+        )  # fmt: skip
+        auc_rows = [
+            [d, *(f"{b['summary']['roc_auc']['mean'][d]:.4f} ± {b['summary']['roc_auc']['std'][d]:.4f}" for b in best)]
+            for d in range(N_CLASSES)
+        ]
+        lines.append(
+            "\n### ROC AUC (one vs rest, test)\n\n" + markdown_table(["digit", *(b["label"] for b in best)], auc_rows)
+        )
+    return "".join(lines)

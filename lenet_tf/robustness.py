@@ -1,0 +1,507 @@
+"""Adversarial robustness: the fast gradient sign method (FGSM) and adversarial training.
+
+FGSM (Goodfellow et al. 2015) moves every pixel by ε in the direction that increases the model's
+loss: ``x' = clip(x + ε·sign(∇x L(f(x), y)), 0, 1)``. :func:`robustness` trains a model R times
+on the evaluation split (60/20/20) normally and R times with adversarial training (every batch
+is doubled with FGSM copies of itself, so the loss is ½ clean + ½ adversarial), or loads a
+finished run (``run``), and measures test accuracy under FGSM for each ε. Models train with the
+package's protocol (:func:`lenet_tf.training.fit`: early stopping on *clean* validation
+accuracy); the same seed per repeat for both trainings makes the comparison paired.
+
+Run directory layout::
+
+    config.json                                what the run is
+    variants/normal/repeat_01/model.keras      the trained model (saved first)
+    variants/normal/repeat_01/fit.json         its training figures
+    variants/normal/repeat_01/metrics.json     clean and per-ε accuracy (written last: present = done)
+    variants/adversarial/repeat_01/...         the same with adversarial training
+    robustness.json / robustness.md            per-repeat figures and mean ± std per ε
+    accuracy_vs_epsilon.png                    accuracy against ε, one line per training
+    adversarial_examples_<variant>.png         test digits attacked at each ε, clean → adversarial predictions
+
+Attacks of new ε values on a finished run are computed from the saved models; nothing is retrained.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from .data import DigitData, Split, prepare
+from .ensemble import Ensemble
+from .errors import LenetError
+from .evaluation import repeat_seed
+from .figures import plot_digit_grid
+from .models import INPUT_SHAPE, LeNetHParams, get_builder, lenet, model_title
+from .pipeline import prepare_job
+from .plots import plot_accuracy_vs_epsilon
+from .runs import CONFIG_FILE, environment, markdown_table, open_run, read_json, save_model, write_json, write_text
+from .stats import summarize
+from .training import FitResult, TrainConfig, accuracy, fit, set_seed
+
+EPSILONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+TRAIN_EPSILON = 0.1
+VARIANTS = ("normal", "adversarial")
+VARIANTS_DIR = "variants"
+ATTACK_BATCH = 256
+
+
+# ----------------------------------------------------------------------------- the attack
+
+
+def _check_inputs(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    images = np.asarray(images, dtype=np.float32)
+    labels = np.asarray(labels)
+    if len(images) != len(labels):
+        raise LenetError(f"FGSM: {len(images)} images but {len(labels)} labels")
+    if images.size and (images.min() < 0 or images.max() > 1):
+        raise LenetError("FGSM: expected prepared images with pixels in [0, 1] (see lenet_tf.data.prepare)")
+    return images, labels
+
+
+def check_epsilon(epsilon: float, what: str = "ε") -> float:
+    """``epsilon`` as a float in [0, 1], or a LenetError naming it."""
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not math.isfinite(epsilon):
+        raise LenetError(f"{what} must be a number in [0, 1], got {epsilon!r}")
+    if not 0 <= epsilon <= 1:
+        raise LenetError(f"{what} must be in [0, 1] (pixels are in [0, 1]), got {epsilon!r}")
+    return float(epsilon)
+
+
+def _loss_gradient_sign(model: keras.Model, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """sign(∇x loss) for a batch. Summed, not averaged, loss: the sign is the same and a large
+    batch does not shrink the gradients towards float32 underflow. Keras' cross-entropy takes the
+    softmax's logits when the model ends in a softmax, so confident predictions keep a gradient."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        probabilities = model(x, training=False)
+        loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, probabilities))
+    return tf.sign(tape.gradient(loss, x))
+
+
+def gradient_sign(
+    model: keras.Model, images: np.ndarray, labels: np.ndarray, *, batch_size: int = ATTACK_BATCH
+) -> np.ndarray:
+    """sign(∇x loss) of every image (float32 in {-1, 0, 1}, the images' shape), batch by batch.
+
+    ``images`` are the model's inputs (float32 in [0, 1], e.g. from :func:`lenet_tf.data.prepare`).
+    """
+    images, labels = _check_inputs(images, labels)
+    signs = np.empty_like(images)
+    for start in range(0, len(images), batch_size):
+        x = tf.convert_to_tensor(images[start : start + batch_size])
+        y = tf.convert_to_tensor(labels[start : start + batch_size].astype(np.int32))
+        signs[start : start + batch_size] = _loss_gradient_sign(model, x, y).numpy()
+    return signs
+
+
+def perturb(images: np.ndarray, signs: np.ndarray, epsilon: float) -> np.ndarray:
+    """``clip(images + ε·signs, 0, 1)`` as float32."""
+    epsilon = check_epsilon(epsilon)
+    return np.clip(np.asarray(images, dtype=np.float32) + np.float32(epsilon) * signs, 0.0, 1.0).astype(np.float32)
+
+
+def fgsm(
+    model: keras.Model, images: np.ndarray, labels: np.ndarray, epsilon: float, *, batch_size: int = ATTACK_BATCH
+) -> np.ndarray:
+    """FGSM adversarial examples ``clip(x + ε·sign(∇x loss), 0, 1)`` of float images in [0, 1]."""
+    epsilon = check_epsilon(epsilon)
+    return perturb(images, gradient_sign(model, images, labels, batch_size=batch_size), epsilon)
+
+
+def accuracy_under_attack(
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    epsilons: Sequence[float],
+    *,
+    batch_size: int = ATTACK_BATCH,
+) -> dict[float, float]:
+    """Accuracy on FGSM examples for every ε (the gradient sign is computed once: it does not
+    depend on ε). ε = 0 leaves the images unchanged, so its accuracy is the clean accuracy."""
+    epsilons = [check_epsilon(e) for e in epsilons]
+    signs = gradient_sign(model, images, labels, batch_size=batch_size)
+    return {e: accuracy(model.predict(perturb(images, signs, e), batch_size=1024, verbose=0), labels) for e in epsilons}
+
+
+# ----------------------------------------------------------------------------- adversarial training
+
+
+class AdversarialTrainer(keras.Model):
+    """Wraps a compiled model so that ``fit`` trains it adversarially: each training batch is
+    extended with its FGSM copies at ``epsilon`` (crafted against the current weights), so the
+    loss weighs clean and adversarial examples equally. Validation and prediction are the wrapped
+    model's, and the wrapped model holds the trained weights (save that one, not the wrapper)."""
+
+    def __init__(self, model: keras.Model, epsilon: float = TRAIN_EPSILON):
+        super().__init__(name=f"{model.name}_adversarial")
+        self.inner = model
+        self.epsilon = check_epsilon(epsilon, "--train-epsilon")
+        # The wrapped model's optimizer and loss: classic LeNet-5 keeps its SGD, the others Adam.
+        self.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return self.inner(inputs, training=training)
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        signs = _loss_gradient_sign(self.inner, x, y)
+        x_adv = tf.stop_gradient(tf.clip_by_value(x + self.epsilon * signs, 0.0, 1.0))
+        # Keras' own step on the doubled batch: loss, regularisation, metrics and optimizer as usual.
+        return super().train_step((tf.concat([x, x_adv], axis=0), tf.concat([y, y], axis=0)))
+
+
+def train_model(
+    builder: Callable[[], keras.Model],
+    split: Split,
+    *,
+    adversarial_epsilon: float | None = None,
+    config: TrainConfig = TrainConfig(),
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[keras.Model, FitResult]:
+    """:func:`lenet_tf.training.train` with an optional adversarial-training ε: build with
+    ``seed``, fit with the package's protocol, return the (plain) trained model."""
+    config.validate()
+    set_seed(seed)
+    model = builder()
+    trained = model if adversarial_epsilon is None else AdversarialTrainer(model, adversarial_epsilon)
+    result = fit(
+        trained, prepare(split.x_train), split.y_train, prepare(split.x_val), split.y_val,
+        config=config, seed=seed, progress=progress,
+    )  # fmt: skip
+    if adversarial_epsilon is not None:
+        result.extra["train_epsilon"] = adversarial_epsilon
+    return model, result
+
+
+# ----------------------------------------------------------------------------- loading a finished run
+
+
+def averaged_model(members: Sequence[keras.Model]) -> keras.Model:
+    """One Keras model averaging the members' probabilities (soft voting, as :class:`Ensemble`),
+    so an ensemble can be attacked through its averaged output."""
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input(shape=INPUT_SHAPE)
+    for index, member in enumerate(members):
+        member.name = f"member_{index + 1:02d}"  # a functional model needs unique layer names
+    outputs = keras.layers.Average(name="average")([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name="ensemble")
+
+
+def run_config(run: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of a run directory, or of the evaluation holding a ``repeats/repeat_XX``."""
+    run = Path(run)
+    candidates = [run]
+    if run.parent.name == "repeats":
+        candidates.append(run.parent.parent)
+    for directory in candidates:
+        if (directory / CONFIG_FILE).is_file():
+            return read_json(directory / CONFIG_FILE)
+    raise LenetError(f"{run}: no {CONFIG_FILE} (needed to rebuild the split the model was trained on)")
+
+
+def _run_builder(model_info: dict[str, Any]) -> Callable[[], keras.Model]:
+    """The builder of a run's model, from its recorded name and hyperparameters."""
+    if model_info.get("hparams"):
+        hparams = LeNetHParams.from_dict(model_info["hparams"])
+        return lambda: lenet(hparams)
+    return get_builder(model_info["name"])
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+def _epsilon_key(epsilon: float) -> str:
+    return f"{epsilon:g}"
+
+
+@dataclass(frozen=True)
+class RobustnessSpec:
+    """What to attack: a registered model trained ``repeats`` times (or the model(s) of a finished
+    ``run``), with and without adversarial training at ``train_epsilon``, at every ε of ``epsilons``."""
+
+    model: str | None = None
+    run: str | None = None
+    hparams_path: str | None = None
+    repeats: int = 3
+    epsilons: tuple[float, ...] = EPSILONS
+    adversarial_training: bool = True
+    train_epsilon: float = TRAIN_EPSILON
+    examples: int = 10
+    seed: int = 0
+    split_seed: int = 0
+    max_train: int | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> RobustnessSpec:
+        for name in ("repeats", "examples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LenetError(f"--{name} must be an integer ≥ 1, got {value!r}")
+        if not self.epsilons:
+            raise LenetError("--epsilons: give at least one ε")
+        for value in self.epsilons:
+            check_epsilon(value, "--epsilons: ε")
+        check_epsilon(self.train_epsilon, "--train-epsilon")
+        if self.train_epsilon == 0:
+            raise LenetError("--train-epsilon must be > 0 (0 is normal training)")
+        if self.model is None and self.run is None:
+            raise LenetError("robustness needs --model (to train) or --run DIR (a finished run)")
+        if self.run is not None and self.hparams_path is not None:
+            raise LenetError("--hparams does not apply with --run: the run's own model is used")
+        self.train.validate()
+        return self
+
+
+def robustness(
+    spec: RobustnessSpec,
+    out: str | Path,
+    *,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run (or resume) the FGSM study into ``out`` and return its results (robustness.json)."""
+    spec.validate()
+    out = Path(out)
+    started = time.perf_counter()
+    epsilons = sorted(set(spec.epsilons))
+    if spec.run is None:
+        job = prepare_job(
+            spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
+            max_train=spec.max_train, data=data, source=source, echo=echo,
+        )  # fmt: skip
+        builder, model_info, loaded = job.builder, job.model_info, None
+        run_fields: dict[str, Any] = {}
+    else:
+        recorded = run_config(spec.run)
+        model_info = recorded.get("model") or {}
+        if spec.model is not None and model_info.get("name") != spec.model:
+            raise LenetError(f"--run {spec.run} holds a {model_info.get('name')!r} run, not --model {spec.model!r}")
+        # The run's own split: the models must be attacked on digits they were not trained on.
+        job = prepare_job(
+            "standard", None, protocol=recorded.get("protocol", "evaluation"),
+            split_seed=recorded.get("split_seed", 0), max_train=recorded.get("max_train"),
+            data=data, source=source, echo=echo,
+        )  # fmt: skip
+        if job.data.fingerprint() != recorded.get("data_fingerprint"):
+            raise LenetError(f"--run {spec.run} was trained on other data; pass the run's --data")
+        builder = _run_builder(model_info)
+        loaded = Ensemble.load(spec.run)
+        run_fields = {"run": str(spec.run), "run_members": len(loaded)}
+    split = job.split
+    x_attack, y_attack, attacked = _attack_set(split)
+    echo(f"data: {job.data.source}; split {split.sizes()}; attacking the {attacked} ({len(y_attack)} digits)")
+    config = {
+        **job.config(kind="robustness", seed=spec.seed, train=spec.train.to_dict(), train_epsilon=spec.train_epsilon),
+        **({"model": model_info} if spec.run is not None else {}),
+        **run_fields,
+    }
+    if open_run(out, config, force=force):
+        echo(f"resuming the robustness study in {out}: finished trainings and attacks are not repeated")
+
+    plan: list[tuple[str, int]] = []
+    if loaded is None:
+        plan += [("normal", r) for r in range(spec.repeats)]
+    else:
+        plan.append(("normal", 0))
+    if spec.adversarial_training:
+        plan += [("adversarial", r) for r in range(spec.repeats)]
+
+    items: dict[str, list[dict[str, Any]]] = {}
+    example_models: dict[str, keras.Model] = {}
+    bar = tqdm(plan, desc="robustness", unit="model", disable=not progress)
+    for variant, r in bar:
+        directory = out / VARIANTS_DIR / variant / f"repeat_{r + 1:02d}"
+        # The normal variant of a --run is the run's own model: loaded, never trained or saved here.
+        load_model = (lambda: averaged_model(loaded.members)) if variant == "normal" and loaded is not None else None
+        item, model = _attack_item(
+            directory, variant, r, epsilons, x_attack, y_attack,
+            train=lambda v=variant, r=r: train_model(
+                builder, split, adversarial_epsilon=spec.train_epsilon if v == "adversarial" else None,
+                config=spec.train, seed=repeat_seed(spec.seed, r), progress=progress,
+            ),
+            load_model=load_model, seed=repeat_seed(spec.seed, r),
+        )  # fmt: skip
+        items.setdefault(variant, []).append(item)
+        if r == 0:
+            example_models[variant] = model if model is not None else _load_item_model(directory, load_model)
+        bar.set_postfix(variant=variant, clean=f"{item['clean_accuracy']:.3f}")
+        worst = item["accuracy"][_epsilon_key(epsilons[-1])]
+        echo(
+            f"{variant} training, repeat {r + 1}: clean accuracy {item['clean_accuracy']:.4f},"
+            f" ε={epsilons[-1]:g} {worst:.4f}"
+        )
+    bar.close()
+
+    summary = {
+        variant: {_epsilon_key(e): summarize([i["accuracy"][_epsilon_key(e)] for i in runs]) for e in epsilons}
+        | {"clean": summarize([i["clean_accuracy"] for i in runs])}
+        for variant, runs in items.items()
+    }
+    title = model_title(model_info.get("name", "?")) + (f" (run {spec.run})" if spec.run else "")
+    result = {
+        "config": config,
+        "epsilons": epsilons,
+        "attacked": {"set": attacked, "images": len(y_attack)},
+        "data_source": job.data.source,
+        "summary": summary,
+        "variants": items,
+        "seconds": round(time.perf_counter() - started, 2),
+        "environment": environment(),
+    }
+    write_json(out / "robustness.json", result)
+    write_text(out / "robustness.md", robustness_markdown(result, title))
+    curves = {
+        _variant_label(v, spec.train_epsilon, spec.run): (
+            [summary[v][_epsilon_key(e)]["mean"] for e in epsilons],
+            [summary[v][_epsilon_key(e)]["std"] for e in epsilons],
+        )
+        for v in items
+    }
+    plot_accuracy_vs_epsilon(epsilons, curves, out / "accuracy_vs_epsilon.png", title=title)
+    for variant, model in example_models.items():
+        plot_adversarial_examples(
+            model, x_attack[: spec.examples], y_attack[: spec.examples], epsilons,
+            out / f"adversarial_examples_{variant}.png",
+            title=f"FGSM examples, {_variant_label(variant, spec.train_epsilon, spec.run)}: {title}",
+        )  # fmt: skip
+    echo(f"robustness: {out}/robustness.json, robustness.md, accuracy_vs_epsilon.png, adversarial_examples_*.png")
+    return result
+
+
+def _attack_set(split: Split) -> tuple[np.ndarray, np.ndarray, str]:
+    """The held-out test part (evaluation protocol), else the validation part (deployment runs)."""
+    if split.x_test is not None and split.y_test is not None:
+        return prepare(split.x_test), split.y_test, "held-out test part"
+    return prepare(split.x_val), split.y_val, "validation part (used for early stopping only)"
+
+
+def _variant_label(variant: str, train_epsilon: float, run: str | None) -> str:
+    if variant == "adversarial":
+        return f"adversarial training (ε={train_epsilon:g})"
+    return "normal training" + (" (loaded run)" if run else "")
+
+
+def _load_item_model(directory: Path, load_model: Callable[[], keras.Model] | None) -> keras.Model:
+    if load_model is not None:
+        return load_model()
+    path = directory / "model.keras"
+    try:
+        return keras.models.load_model(path)
+    except Exception as exc:  # keras raises several types for a damaged file
+        raise LenetError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
+
+
+def _attack_item(
+    directory: Path,
+    variant: str,
+    repeat: int,
+    epsilons: Sequence[float],
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    train: Callable[[], tuple[keras.Model, FitResult]],
+    load_model: Callable[[], keras.Model] | None,
+    seed: int,
+) -> tuple[dict[str, Any], keras.Model | None]:
+    """One (variant, repeat): train it (or load it), attack it at every ε not yet measured, and
+    write its metrics.json last. Returns the figures and the model when it was in memory."""
+    metrics_path, fit_path = directory / "metrics.json", directory / "fit.json"
+    item = read_json(metrics_path) if metrics_path.is_file() else None
+    missing = list(epsilons) if item is None else [e for e in epsilons if _epsilon_key(e) not in item["accuracy"]]
+    if item is not None and not missing:
+        return item, None
+    model: keras.Model
+    if load_model is not None:
+        model, fit_figures = load_model(), None
+    elif fit_path.is_file() and (directory / "model.keras").is_file():
+        model, fit_figures = _load_item_model(directory, None), read_json(fit_path)
+    else:
+        model, result = train()
+        fit_figures = result.to_dict()
+        # The model first, its fit second, the attack's metrics last: present = complete.
+        save_model(model, directory / "model.keras")
+        write_json(fit_path, fit_figures)
+    if item is None:
+        clean = accuracy(model.predict(images, batch_size=1024, verbose=0), labels)
+        item = {"variant": variant, "repeat": repeat + 1, "seed": seed, "clean_accuracy": clean, "accuracy": {}}
+        if fit_figures is not None:
+            item["fit"] = {k: v for k, v in fit_figures.items() if k != "history"}
+    attacked = accuracy_under_attack(model, images, labels, missing)
+    merged = item["accuracy"] | {_epsilon_key(e): a for e, a in attacked.items()}
+    item["accuracy"] = dict(sorted(merged.items(), key=lambda kv: float(kv[0])))
+    write_json(metrics_path, item)
+    return item, model
+
+
+def plot_adversarial_examples(
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    epsilons: Sequence[float],
+    path: str | Path,
+    *,
+    title: str,
+) -> Path:
+    """A grid of test digits (columns) attacked at each ε (rows), captioned with the true digit
+    and the clean → adversarial prediction; a changed prediction is red."""
+    images, labels = _check_inputs(images, labels)
+    signs = gradient_sign(model, images, labels)
+    clean = np.argmax(model.predict(images, verbose=0), axis=1)
+    shown, captions, colors = [], [], []
+    for epsilon in epsilons:
+        adversarial = perturb(images, signs, epsilon)
+        predicted = np.argmax(model.predict(adversarial, verbose=0), axis=1)
+        for i in range(len(images)):
+            shown.append(np.rint(adversarial[i, ..., 0] * 255).astype(np.uint8))
+            captions.append(f"ε={epsilon:g} y={labels[i]}\n{clean[i]}→{predicted[i]}")
+            colors.append("red" if predicted[i] != clean[i] else "black")
+    return plot_digit_grid(np.stack(shown), captions, path, title=title, columns=len(images), caption_colors=colors)
+
+
+def robustness_markdown(result: dict[str, Any], title: str) -> str:
+    """Markdown tables of a robustness.json: accuracy per ε (mean ± std) for each training."""
+    summary, epsilons = result["summary"], result["epsilons"]
+    config = result["config"]
+    variants = list(summary)
+    n = {v: summary[v]["clean"]["n"] for v in variants}
+    lines = [
+        f"# FGSM robustness: {title}\n\n",
+        f"Data: {result['data_source']}; split {config['split_sizes']}; attacked: {result['attacked']['set']}"
+        f" ({result['attacked']['images']} digits). Adversarial training mixes FGSM examples at"
+        f" ε={config['train_epsilon']:g} 1:1 into every batch. Mean ± sample std over repeats"
+        f" ({', '.join(f'{v}: {n[v]}' for v in variants)}).\n\n",
+    ]
+    headers = ["ε", *(_variant_label(v, config["train_epsilon"], config.get("run")) for v in variants)]
+    rows = [
+        [f"{e:g}", *(f"{summary[v][_epsilon_key(e)]['mean']:.4f} ± {summary[v][_epsilon_key(e)]['std']:.4f}"
+                     for v in variants)]
+        for e in epsilons
+    ]  # fmt: skip
+    lines.append(markdown_table(headers, rows))
+    per_item = []
+    for variant, runs in result["variants"].items():
+        for item in runs:
+            fit_figures = item.get("fit") or {}
+            per_item.append(
+                [variant, item["repeat"], f"{item['clean_accuracy']:.4f}",
+                 *(f"{item['accuracy'][_epsilon_key(e)]:.4f}" for e in epsilons),
+                 fit_figures.get("epochs_run", "-"), f"{fit_figures['seconds']:.0f}" if fit_figures else "-"]
+            )  # fmt: skip
+    headers = ["training", "repeat", "clean", *(f"ε={e:g}" for e in epsilons), "epochs", "seconds"]
+    lines.append("\n## Every model\n\n" + markdown_table(headers, per_item))
+    return "".join(lines)

@@ -1,0 +1,399 @@
+"""Training studies: what the activation function, weight initialisation, optimizer and learning
+rate, dropout and batch size do to the standard LeNet's training.
+
+A named study (:data:`STUDIES`) is a list of configurations, each one variation of the standard
+LeNet (:func:`lenet_tf.models.study_lenet`: one activation for every hidden layer, a kernel
+initializer, dropout after the hidden dense layers, an optimizer and learning rate) and a batch
+size; everything else stays the standard LeNet's. Every configuration is trained R times on the
+evaluation split (60/20/20) with the package's protocol (:func:`lenet_tf.training.fit`, early
+stopping on validation accuracy) and measured on the held-out test part. Repeat r of every
+configuration uses the same seed, so configurations are compared on paired initialisations (as
+far as their shapes agree). A callback (:class:`GradientMagnitudes`) records the mean |gradient|
+of every layer's kernel on a fixed batch of training digits at initialisation and after every
+epoch: vanishing or exploding gradients show up per layer.
+
+Run directory layout::
+
+    config.json                                     what the study is (split, seeds, protocol)
+    configurations/<label>/repeat_01/metrics.json   one training: accuracies, history, gradients
+                                                    (written last: present = done)
+    study.json / study.md                           per-training figures and mean ± std per configuration
+    accuracy.png                                    validation and test accuracy per configuration
+    convergence.png                                 validation accuracy per epoch
+    gradients.png                                   per-layer gradient magnitude per epoch, a panel per configuration
+    learning_rates.png                              (optimizer study) test accuracy against the learning rate
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from .data import DigitData, prepare
+from .errors import LenetError
+from .evaluation import repeat_seed
+from .models import study_lenet
+from .pipeline import prepare_job
+from .plots import (
+    plot_configuration_accuracy,
+    plot_configuration_convergence,
+    plot_gradient_magnitudes,
+    plot_learning_rate_grid,
+)
+from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
+from .stats import pm, summarize
+from .training import TrainConfig, accuracy, fit, set_seed
+
+CONFIGURATIONS_DIR = "configurations"
+GRADIENT_BATCH = 256
+LEARNING_RATES = (1e-4, 1e-3, 1e-2, 1e-1)
+STEP_DECAY_EPOCHS = (10, 20)  # the rate drops tenfold after these epochs: 0.1 → 0.01 → 0.001
+STUDY_PARAMETERS = ("activation", "initializer", "dropout", "optimizer", "learning_rate", "decay_epochs")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One configuration of a study: a label (a file name too), :func:`study_lenet` arguments
+    (``decay_epochs`` in place of ``decay_steps``: epochs convert to optimizer steps with the
+    training-set size) and a batch size (None: the study's ``--batch-size``)."""
+
+    label: str
+    model: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        model = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model.items()}
+        return {"label": self.label, "model": model, "batch_size": self.batch_size}
+
+    def builder(self, train_images: int, batch_size: int) -> Callable[[], keras.Model]:
+        """A builder of this configuration's model for ``train_images`` images per epoch."""
+        kwargs = dict(self.model)
+        epochs = kwargs.pop("decay_epochs", None)
+        if epochs is not None:
+            steps_per_epoch = math.ceil(train_images / batch_size)
+            kwargs["decay_steps"] = tuple(int(e) * steps_per_epoch for e in epochs)
+        return lambda: study_lenet(**kwargs)
+
+    def validate(self) -> StudyConfig:
+        """Check the label, batch size and arguments (by building the model once)."""
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.label):
+            raise LenetError(f"configuration label {self.label!r}: use letters, digits, '.', '_' or '-' only")
+        unknown = sorted(set(self.model) - set(STUDY_PARAMETERS))
+        if unknown:
+            raise LenetError(
+                f"configuration {self.label}: unknown setting {unknown[0]!r}; known: {', '.join(STUDY_PARAMETERS)}"
+            )
+        batch = self.batch_size
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+            raise LenetError(f"configuration {self.label}: batch size must be an integer ≥ 1, got {batch!r}")
+        try:
+            self.builder(train_images=1000, batch_size=batch or 32)()
+        except LenetError as exc:
+            raise LenetError(f"configuration {self.label}: {exc}") from None
+        return self
+
+
+def _activation_study() -> list[StudyConfig]:
+    return [StudyConfig(a, {"activation": a}) for a in ("sigmoid", "tanh", "relu", "gelu", "elu")]
+
+
+def _initialization_study() -> list[StudyConfig]:
+    return [StudyConfig(i, {"initializer": i}) for i in ("random_normal", "glorot_uniform", "he_normal")]
+
+
+def _optimizer_study() -> list[StudyConfig]:
+    configs = [
+        StudyConfig(f"{name}_lr{lr:g}", {"optimizer": name, "learning_rate": lr})
+        for name in ("sgd", "momentum", "adam")
+        for lr in LEARNING_RATES
+    ]
+    step = {"optimizer": "step_decay", "learning_rate": 0.1, "decay_epochs": STEP_DECAY_EPOCHS}
+    return [*configs, StudyConfig("step_decay_lr0.1", step)]
+
+
+def _dropout_study() -> list[StudyConfig]:
+    return [StudyConfig(f"dropout_{rate:g}", {"dropout": rate}) for rate in (0.0, 0.2, 0.5)]
+
+
+def _batch_size_study() -> list[StudyConfig]:
+    return [StudyConfig(f"batch_{size}", {}, batch_size=size) for size in (32, 64, 128)]
+
+
+# Name → configurations; each varies one factor of the standard LeNet (tanh, Glorot uniform,
+# Adam 1e-3, no dropout, batch 32).
+STUDIES: dict[str, Callable[[], list[StudyConfig]]] = {
+    "activation": _activation_study,
+    "initialization": _initialization_study,
+    "optimizer": _optimizer_study,
+    "dropout": _dropout_study,
+    "batch_size": _batch_size_study,
+}
+
+
+def study_configurations(name: str, only: Sequence[str] | None = None) -> list[StudyConfig]:
+    """The configurations of study ``name`` (those labelled in ``only`` when given)."""
+    if name not in STUDIES:
+        raise LenetError(f"unknown study {name!r}; choose one of {', '.join(STUDIES)}")
+    configs = STUDIES[name]()
+    if only:
+        labels = [c.label for c in configs]
+        unknown = [label for label in only if label not in labels]
+        if unknown:
+            raise LenetError(f"--only: study {name} has no configuration {unknown[0]!r}; it has {', '.join(labels)}")
+        configs = [c for c in configs if c.label in only]
+    return configs
+
+
+class GradientMagnitudes(keras.callbacks.Callback):
+    """Records the mean |∂loss/∂kernel| of every layer with weights on a fixed batch, before
+    training (epoch 0) and after every epoch (``magnitudes[layer]`` is the per-epoch list).
+
+    The batch is evaluated in inference mode (dropout off) and without the L2 terms, so epochs
+    and configurations compare like for like: the data loss's gradient at the current weights.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        super().__init__()
+        self.images = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
+        self.labels = tf.convert_to_tensor(np.asarray(labels).astype(np.int32))
+        self.magnitudes: dict[str, list[float]] = {}
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.record()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.record()
+
+    def record(self) -> dict[str, float]:
+        """Append (and return) the current per-layer magnitudes."""
+        layers = [layer for layer in self.model.layers if layer.trainable_weights]
+        kernels = [next((w for w in layer.trainable_weights if w.name == "kernel"), layer.trainable_weights[0])
+                   for layer in layers]  # fmt: skip
+        with tf.GradientTape() as tape:
+            probabilities = self.model(self.images, training=False)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(self.labels, probabilities))
+        gradients = tape.gradient(loss, kernels)
+        now = {layer.name: float(tf.reduce_mean(tf.abs(g))) for layer, g in zip(layers, gradients, strict=True)}
+        for name, value in now.items():
+            self.magnitudes.setdefault(name, []).append(value)
+        return now
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A named study (or explicit ``configurations``), R repeats, seeds, split and fit protocol."""
+
+    name: str = "activation"
+    repeats: int = 3
+    configurations: tuple[StudyConfig, ...] | None = None  # None: the named study's
+    seed: int = 0
+    split_seed: int = 0
+    max_train: int | None = None
+    gradient_batch: int = GRADIENT_BATCH
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def resolved(self) -> list[StudyConfig]:
+        """The configurations to train, validated (labels unique)."""
+        configs = list(self.configurations) if self.configurations is not None else study_configurations(self.name)
+        if not configs:
+            raise LenetError(f"study {self.name}: no configurations to train")
+        labels = [c.label for c in configs]
+        duplicate = next((label for label in labels if labels.count(label) > 1), None)
+        if duplicate:
+            raise LenetError(f"study {self.name}: configuration label {duplicate!r} appears twice")
+        return [c.validate() for c in configs]
+
+    def validate(self) -> StudySpec:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
+            raise LenetError(f"study name {self.name!r}: use letters, digits, '.', '_' or '-' only")
+        for name in ("repeats", "gradient_batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LenetError(f"--{name.replace('_', '-')} must be an integer ≥ 1, got {value!r}")
+        self.train.validate()
+        return self
+
+
+def study(
+    spec: StudySpec,
+    out: str | Path,
+    *,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run (or resume) a training study into ``out`` and return its results (study.json)."""
+    spec.validate()
+    configs = spec.resolved()  # before the data: a bad configuration fails fast
+    out = Path(out)
+    started = time.perf_counter()
+    job = prepare_job(
+        "standard", None, protocol="evaluation", split_seed=spec.split_seed, max_train=spec.max_train,
+        data=data, source=source, echo=echo,
+    )  # fmt: skip
+    split = job.split
+    echo(f"data: {job.data.source}; split {split.sizes()}; study {spec.name}: {len(configs)} configurations")
+    config = job.config(
+        kind="study", model={"name": "standard", "builder": "study_lenet"}, study=spec.name, seed=spec.seed,
+        gradient_batch=spec.gradient_batch, train=spec.train.to_dict(),
+    )  # fmt: skip
+    if open_run(out, config, force=force):
+        echo(f"resuming the study in {out}: finished trainings are not repeated")
+
+    x_train, x_val, x_test = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
+    # The gradient batch: fixed training digits (seeded by the split), the same for every training.
+    chosen = np.sort(
+        np.random.default_rng(spec.split_seed).choice(len(x_train), min(spec.gradient_batch, len(x_train)), False)
+    )
+    fixed_images, fixed_labels = x_train[chosen], split.y_train[chosen]
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    bar = tqdm(total=len(configs) * spec.repeats, desc=f"study {spec.name}", unit="fit", disable=not progress)
+    for cfg in configs:
+        batch_size = cfg.batch_size or spec.train.batch_size
+        train_config = replace(spec.train, batch_size=batch_size)
+        for r in range(spec.repeats):
+            path = out / CONFIGURATIONS_DIR / cfg.label / f"repeat_{r + 1:02d}" / "metrics.json"
+            if path.is_file():
+                item = read_json(path)
+                if item.get("configuration") != cfg.to_dict():
+                    raise LenetError(
+                        f"{path} holds configuration {cfg.label} with other settings; use another --out,"
+                        " or --force to discard that study"
+                    )
+            else:
+                seed = repeat_seed(spec.seed, r)
+                set_seed(seed)  # before building: the seed fixes the initial weights too
+                model = cfg.builder(len(x_train), batch_size)()
+                gradients = GradientMagnitudes(fixed_images, fixed_labels)
+                result = fit(
+                    model, x_train, split.y_train, x_val, split.y_val, config=train_config, seed=seed,
+                    progress=progress, callbacks=[gradients],
+                )  # fmt: skip
+                item = {
+                    "configuration": cfg.to_dict(),
+                    "repeat": r + 1,
+                    "seed": seed,
+                    "batch_size": batch_size,
+                    "train_accuracy": result.train_accuracy,
+                    "val_accuracy": result.val_accuracy,
+                    "test_accuracy": accuracy(model.predict(x_test, batch_size=1024, verbose=0), split.y_test),
+                    "best_epoch": result.best_epoch,
+                    "epochs_run": result.epochs_run,
+                    "seconds": result.seconds,
+                    "history": result.history,
+                    "gradients": gradients.magnitudes,
+                }
+                write_json(path, item)
+            runs.setdefault(cfg.label, []).append(item)
+            bar.update(1)
+            bar.set_postfix(config=cfg.label, test=f"{item['test_accuracy']:.3f}")
+        echo(f"{cfg.label}: test accuracy {pm(summarize([i['test_accuracy'] for i in runs[cfg.label]]), 4)}")
+    bar.close()
+
+    summary = {label: summarize_configuration(items) for label, items in runs.items()}
+    result = {
+        "config": config,
+        "study": spec.name,
+        "repeats_requested": spec.repeats,
+        "configurations": [c.to_dict() for c in configs],
+        "data_source": job.data.source,
+        "summary": summary,
+        "runs": runs,
+        "seconds": round(time.perf_counter() - started, 2),
+        "environment": environment(),
+    }
+    write_json(out / "study.json", result)
+    write_text(out / "study.md", study_markdown(result))
+    title = f"{spec.name} study, standard LeNet"
+    labels = list(runs)
+    plot_configuration_accuracy(labels, [summary[label] for label in labels], out / "accuracy.png", title=title)
+    plot_configuration_convergence(
+        {label: [i["history"] for i in items] for label, items in runs.items()}, out / "convergence.png", title=title
+    )
+    plot_gradient_magnitudes(
+        {label: summary[label]["gradients"] for label in labels}, out / "gradients.png", title=f"{title} (repeat mean)"
+    )
+    written = ["study.json", "study.md", "accuracy.png", "convergence.png", "gradients.png"]
+    rates = [
+        (c.model.get("optimizer", "adam"), float(c.model["learning_rate"]),
+         summary[c.label]["test_accuracy"]["mean"], summary[c.label]["test_accuracy"]["std"])
+        for c in configs if "learning_rate" in c.model
+    ]  # fmt: skip
+    if len({rate[1] for rate in rates}) > 1:
+        plot_learning_rate_grid(rates, out / "learning_rates.png", title=title)
+        written.append("learning_rates.png")
+    echo(f"study: {out}/" + ", ".join(written))
+    return result
+
+
+def summarize_configuration(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std and 95 % CI of one configuration's repeats, and its per-layer gradient
+    magnitude per epoch averaged over the repeats that reached that epoch."""
+    summary: dict[str, Any] = {
+        name: summarize([item[name] for item in items])
+        for name in ("train_accuracy", "val_accuracy", "test_accuracy", "epochs_run", "seconds")
+    }
+    gradients: dict[str, list[float]] = {}
+    for layer in items[0]["gradients"]:
+        series = [item["gradients"][layer] for item in items]
+        longest = max(len(s) for s in series)
+        gradients[layer] = [float(np.mean([s[e] for s in series if len(s) > e])) for e in range(longest)]
+    summary["gradients"] = gradients
+    return summary
+
+
+def _settings(configuration: dict[str, Any]) -> str:
+    parts = [f"{k}={v}" for k, v in configuration["model"].items()]
+    if configuration["batch_size"] is not None:
+        parts.append(f"batch_size={configuration['batch_size']}")
+    return ", ".join(parts) or "standard LeNet"
+
+
+def study_markdown(result: dict[str, Any]) -> str:
+    """Markdown tables of a study.json: a comparison row per configuration, the initial gradients."""
+    summary, config = result["summary"], result["config"]
+    configurations = {c["label"]: c for c in result["configurations"]}
+    n = sorted({s["test_accuracy"]["n"] for s in summary.values()})
+    repeats = str(n[0]) if len(n) == 1 else f"{n[0]}-{n[-1]}"
+    lines = [
+        f"# Training study: {result['study']} (standard LeNet, one factor varied)\n\n",
+        f"Data: {result['data_source']}; split {config['split_sizes']}; protocol: ≤ {config['train']['epochs']}"
+        f" epochs, early stopping on validation accuracy (patience {config['train']['patience']}), batch"
+        f" {config['train']['batch_size']} unless set. {repeats} repeat(s) per configuration; mean ± sample std"
+        " (ddof=1), 95 % CI (Student t) of the test accuracy.\n\n",
+    ]
+    rows = []
+    for label, s in summary.items():
+        test = s["test_accuracy"]
+        rows.append(
+            [label, _settings(configurations[label]), pm(s["train_accuracy"], 4), pm(s["val_accuracy"], 4),
+             pm(test, 4), f"[{test['ci_low']:.4f}, {test['ci_high']:.4f}]", pm(s["epochs_run"], 1),
+             pm(s["seconds"], 0), test["n"]]
+        )  # fmt: skip
+    headers = ["configuration", "settings", "train", "val", "test", "test 95 % CI", "epochs", "seconds", "repeats"]
+    lines.append(markdown_table(headers, rows))
+    best = max(summary, key=lambda label: summary[label]["test_accuracy"]["mean"])
+    lines.append(f"\nBest mean test accuracy: **{best}** ({pm(summary[best]['test_accuracy'], 4)}).\n")
+    layers = list(next(iter(summary.values()))["gradients"])
+    grad_rows = [
+        [label, *(f"{s['gradients'][layer][0]:.2e}" if s["gradients"].get(layer) else "-" for layer in layers)]
+        for label, s in summary.items()
+    ]
+    lines.append(
+        "\n## Mean |∂loss/∂kernel| per layer at initialisation (fixed batch; every epoch in gradients.png)\n\n"
+        + markdown_table(["configuration", *layers], grad_rows)
+    )
+    return "".join(lines)
