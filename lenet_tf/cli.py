@@ -109,6 +109,22 @@ def _number_list(kind: type, *, low: float, high: float | None = None, allow_non
     return parse
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 10], got {text!r}")
+    return value
+
+
+def _flag(key: str, value: object) -> str:
+    """``--key value`` (or ``--key`` for a true switch) as the help text shows a recipe."""
+    flag = "--" + key.replace("_", "-")
+    return flag if value is True else f"{flag} {value}"
+
+
 def _fraction(text: str) -> float:
     """argparse type: a number in [0, 1] (an ε on [0, 1] pixels)."""
     try:
@@ -133,7 +149,9 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import PROTOCOLS
+    from .ensemble import FLAGSHIP
     from .models import BUILDERS, DEFAULT_BEST_HPARAMS
+    from .training import INPUT_PIPELINES, LR_SCHEDULES
 
     parser = _Parser(
         prog="lenet-tf",
@@ -180,8 +198,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--patience", type=_int_at_least(0), default=patience, help=f"early-stopping patience (default {patience})"
         )
+        p.add_argument(
+            "--augment",
+            action="store_true",
+            help="random shifts (±10 %%), rotations (±14°) and zoom (±10 %%) in training",
+        )
+        p.add_argument(
+            "--lr-schedule", choices=LR_SCHEDULES, default="constant",
+            help="constant (default), cosine decay to 0 over --epochs, or plateau (halve after 2 flat epochs)",
+        )  # fmt: skip
+        p.add_argument(
+            "--learning-rate", type=_positive_float, help="initial learning rate (default: the model's own, 1e-3 Adam)"
+        )
+        p.add_argument(
+            "--input-pipeline", choices=INPUT_PIPELINES, default="numpy",
+            help="numpy arrays into model.fit (default) or a cached, prefetched tf.data pipeline",
+        )  # fmt: skip
+        p.add_argument(
+            "--steps-per-execution", type=_int_at_least(1), default=1, help="batches per compiled call (default 1)"
+        )
 
     names = ", ".join(BUILDERS)
+    commands: dict[str, argparse.ArgumentParser] = {}
+    parser.set_defaults(_commands=commands)  # main() re-parses train/ensemble under --recipe's defaults
     for name, members, model, help_text, description in (
         ("train", 1, "standard", "train one model and write its submission",
          "Train one LeNet (resumable) and write metrics and a submission."),
@@ -197,6 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
             help="deployment: 70/30 train/val (default); evaluation: 60/20/20 train/val/test",
         )  # fmt: skip
         p.add_argument("--submission", help="submission CSV path (default <out>/submission.csv)")
+        p.add_argument(
+            "--refit", action="store_true",
+            help="after training, retrain every member on train + validation images for its best epoch count;"
+            " the retrained members write the submission",
+        )  # fmt: skip
+        p.add_argument(
+            "--tta", type=_int_at_least(0), default=0,
+            help="test-time augmentation: average over N augmented copies of each image too (default 0)",
+        )  # fmt: skip
+        p.add_argument(
+            "--recipe", choices=("reference", "flagship"), default="reference",
+            help="defaults of the options above: reference (the study's protocol) or flagship ("
+            + " ".join(_flag(k, v) for k, v in FLAGSHIP.items())
+            + "); options given explicitly still win",
+        )  # fmt: skip
+        commands[name] = p
 
     p_eval = command(
         "evaluate",
@@ -239,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_pred.add_argument("--run", required=True, help="run directory (holding members/member_XX.keras)")
     p_pred.add_argument("--output", required=True, help="submission CSV to write")
     p_pred.add_argument("--members", type=_int_at_least(1), help="use only the first N members")
+    p_pred.add_argument("--tta", type=_int_at_least(0), default=0, help="test-time augmented copies (default 0)")
     p_pred.add_argument("--force", action="store_true", help="overwrite an existing, different submission")
 
     p_tune = command("tune", "hyperparameter search with keras-tuner (resumable, several machines)", TUNE_DESCRIPTION)
@@ -498,7 +554,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "predict":
         from .pipeline import predict_run
 
-        predict_run(args.run, args.output, data=data, members=args.members, force=args.force)
+        predict_run(args.run, args.output, data=data, members=args.members, force=args.force, tta=args.tta)
         return
 
     if args.command == "baselines":
@@ -514,7 +570,11 @@ def _run(args: argparse.Namespace) -> None:
 
     from .training import TrainConfig
 
-    fit = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience)
+    fit = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, augment=args.augment,
+        lr_schedule=args.lr_schedule, learning_rate=args.learning_rate, input_pipeline=args.input_pipeline,
+        steps_per_execution=args.steps_per_execution,
+    )  # fmt: skip
     if args.command == "robustness":
         from .robustness import RobustnessSpec, robustness
 
@@ -558,9 +618,8 @@ def _run(args: argparse.Namespace) -> None:
         from .pipeline import JobSpec, run_training
 
         default_out = "results/ensemble" if args.command == "ensemble" else f"results/{model}"
-        run_training(
-            JobSpec(protocol=args.split, **common), args.out or default_out, submission=args.submission, **options
-        )
+        spec = JobSpec(protocol=args.split, refit=args.refit, tta=args.tta, **common)
+        run_training(spec, args.out or default_out, submission=args.submission, **options)
 
 
 def quiet_tensorflow_import() -> None:
@@ -591,7 +650,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen in logs
     quiet_tensorflow_import()  # build_parser already needs the model registry, hence Keras
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "recipe", None) == "flagship":
+        from .ensemble import FLAGSHIP
+
+        args._commands[args.command].set_defaults(**FLAGSHIP)
+        args = parser.parse_args(argv)
     try:
         _run(args)
     except LenetError as exc:

@@ -13,9 +13,24 @@ from tqdm.auto import tqdm
 from .data import Split
 from .errors import LenetError
 from .runs import read_json, save_model, write_json
-from .training import FitResult, TrainConfig, predict_proba, train
+from .training import FitResult, TrainConfig, predict_proba, refit, train
+
+# `make ensemble` / `lenet-tf ensemble --recipe flagship`: what careful training makes of small
+# LeNets on a 2-core CPU (measured in BENCHMARKS.md, lever by lever).
+FLAGSHIP: dict[str, object] = {
+    "model": "lenet5-wide",
+    "members": 5,
+    "epochs": 20,
+    "batch_size": 128,
+    "patience": 20,
+    "augment": True,
+    "lr_schedule": "cosine",
+    "learning_rate": 2e-3,
+    "refit": True,
+}
 
 MEMBERS_DIR = "members"
+REFIT_DIR = "refit"  # members retrained on all labeled data
 
 
 def member_stem(index: int) -> str:
@@ -39,17 +54,18 @@ class Ensemble:
     def __len__(self) -> int:
         return len(self.members)
 
-    def member_probabilities(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """(members, N, 10) probabilities for uint8 (N, 28, 28) images."""
-        return np.stack([predict_proba(m, images, batch_size) for m in self.members])
+    def member_probabilities(self, images: np.ndarray, batch_size: int = 1024, *, tta: int = 0) -> np.ndarray:
+        """(members, N, 10) probabilities for uint8 (N, 28, 28) images; ``tta`` augmented copies
+        averaged in per member (test-time augmentation, see :func:`lenet_tf.training.predict_proba`)."""
+        return np.stack([predict_proba(m, images, batch_size, tta=tta, seed=i) for i, m in enumerate(self.members)])
 
-    def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    def predict_proba(self, images: np.ndarray, batch_size: int = 1024, *, tta: int = 0) -> np.ndarray:
         """Mean member probabilities (N, 10)."""
-        return self.member_probabilities(images, batch_size).mean(axis=0)
+        return self.member_probabilities(images, batch_size, tta=tta).mean(axis=0)
 
-    def predict(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    def predict(self, images: np.ndarray, batch_size: int = 1024, *, tta: int = 0) -> np.ndarray:
         """Predicted digits (N,)."""
-        return np.argmax(self.predict_proba(images, batch_size), axis=1)
+        return np.argmax(self.predict_proba(images, batch_size, tta=tta), axis=1)
 
     def save(self, directory: str | Path) -> Path:
         """Save every member as ``member_XX.keras`` under ``directory``."""
@@ -60,9 +76,14 @@ class Ensemble:
 
     @classmethod
     def load(cls, directory: str | Path, limit: int | None = None) -> Ensemble:
-        """Load the members saved in ``directory`` (a run directory or its ``members/``)."""
+        """Load the members saved in ``directory``: a run directory (its ``refit/`` members when
+        the run retrained them on all labeled data, else its ``members/``) or a members folder."""
         directory = Path(directory)
-        if (directory / MEMBERS_DIR).is_dir():
+        trained = len(list((directory / MEMBERS_DIR).glob("member_*.keras")))
+        refitted = len(list((directory / REFIT_DIR).glob("member_*.keras")))
+        if refitted and refitted >= trained:  # an unfinished refit is not used
+            directory = directory / REFIT_DIR
+        elif trained:
             directory = directory / MEMBERS_DIR
         paths = sorted(directory.glob("member_*.keras"))
         if not paths:
@@ -75,6 +96,46 @@ class Ensemble:
             except Exception as exc:  # keras raises several types for a damaged file
                 raise LenetError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
         return cls(models)
+
+
+def _member_loop(
+    count: int,
+    member_dir: Path,
+    make_member: Callable[[int], tuple[keras.Model, FitResult]],
+    *,
+    desc: str,
+    progress: bool,
+    on_member: Callable[[int, FitResult, bool], None] | None,
+) -> tuple[Ensemble, list[FitResult]]:
+    """Load or make ``count`` members in ``member_dir``: a member whose ``.keras`` and metrics JSON
+    are both there is loaded, so a rerun after an interruption continues where it stopped."""
+    models: list[keras.Model] = []
+    results: list[FitResult] = []
+    bar = tqdm(range(count), desc=desc, unit="member", disable=not progress)
+    for index in bar:
+        model_path = member_dir / f"{member_stem(index)}.keras"
+        metrics_path = member_dir / f"{member_stem(index)}.json"
+        resumed = model_path.is_file() and metrics_path.is_file()
+        if resumed:
+            model = keras.models.load_model(model_path)
+            result = FitResult(**read_json(metrics_path))
+        else:
+            model, result = make_member(index)
+            # The model first, the metrics last: metrics present means the member is complete.
+            save_model(model, model_path)
+            write_json(metrics_path, result.to_dict())
+        models.append(model)
+        results.append(result)
+        if result.val_accuracy is not None:
+            bar.set_postfix(val_acc=f"{result.val_accuracy:.4f}")
+        if on_member is not None:
+            on_member(index, result, resumed)
+    return Ensemble(models), results
+
+
+def _check_members(members: int) -> None:
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise LenetError(f"--members must be an integer ≥ 1, got {members!r}")
 
 
 def train_members(
@@ -94,28 +155,38 @@ def train_members(
     rerun after an interruption continues where it stopped. ``on_member(index, result, resumed)``
     is called after each member.
     """
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise LenetError(f"--members must be an integer ≥ 1, got {members!r}")
+    _check_members(members)
     config.validate()
+
+    def make(index: int) -> tuple[keras.Model, FitResult]:
+        return train(builder, split, config=config, seed=member_seed(seed, index), progress=progress)
+
     member_dir = Path(directory) / MEMBERS_DIR
-    models: list[keras.Model] = []
-    results: list[FitResult] = []
-    bar = tqdm(range(members), desc="members", unit="member", disable=not progress)
-    for index in bar:
-        model_path = member_dir / f"{member_stem(index)}.keras"
-        metrics_path = member_dir / f"{member_stem(index)}.json"
-        resumed = model_path.is_file() and metrics_path.is_file()
-        if resumed:
-            model = keras.models.load_model(model_path)
-            result = FitResult(**read_json(metrics_path))
-        else:
-            model, result = train(builder, split, config=config, seed=member_seed(seed, index), progress=progress)
-            # The model first, the metrics last: metrics present means the member is complete.
-            save_model(model, model_path)
-            write_json(metrics_path, result.to_dict())
-        models.append(model)
-        results.append(result)
-        bar.set_postfix(val_acc=f"{result.val_accuracy:.4f}")
-        if on_member is not None:
-            on_member(index, result, resumed)
-    return Ensemble(models), results
+    return _member_loop(members, member_dir, make, desc="members", progress=progress, on_member=on_member)
+
+
+def refit_members(
+    builder: Callable[[], keras.Model],
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    epochs: Sequence[int],
+    directory: str | Path,
+    seed: int = 0,
+    config: TrainConfig = TrainConfig(),
+    progress: bool = True,
+    on_member: Callable[[int, FitResult, bool], None] | None = None,
+) -> tuple[Ensemble, list[FitResult]]:
+    """Retrain one member per entry of ``epochs`` on all of ``images`` (no validation), member i
+    for ``epochs[i]`` epochs, into ``directory/refit``; resumable like :func:`train_members`."""
+    _check_members(len(epochs))
+    config.validate()
+
+    def make(index: int) -> tuple[keras.Model, FitResult]:
+        return refit(
+            builder, images, labels, epochs=epochs[index], config=config,
+            seed=member_seed(seed, index), progress=progress,
+        )  # fmt: skip
+
+    member_dir = Path(directory) / REFIT_DIR
+    return _member_loop(len(epochs), member_dir, make, desc="refit", progress=progress, on_member=on_member)

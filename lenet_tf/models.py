@@ -2,6 +2,8 @@
 
 * :func:`standard_lenet` — the reference study's LeNet (15,626 parameters).
 * :func:`classic_lenet5` — LeCun et al. 1998 as commonly reproduced (61,706 parameters).
+* :func:`lenet5` — the LeNet-5 topology with chosen widths, activation, pooling and dropout;
+  :func:`wide_lenet5` is the flagship ensemble's member (120,382 parameters).
 * :func:`lenet` — the general builder over the 12 searchable hyperparameters of the study.
 * :func:`optimized_lenet` — :func:`lenet` with the study's best hyperparameters (or a search's).
 * :func:`study_lenet` — the standard LeNet with a chosen activation, weight initializer, dropout
@@ -313,26 +315,56 @@ def optimized_lenet(hparams: LeNetHParams = OPTIMIZED_HPARAMS) -> keras.Sequenti
     return model
 
 
+def lenet5(
+    *,
+    filters: tuple[int, int] = (6, 16),
+    units: tuple[int, int] = (120, 84),
+    activation: str = "tanh",
+    pooling: str = "average",
+    dropout: float = 0.0,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    name: str = "lenet5",
+) -> keras.Sequential:
+    """The LeNet-5 topology: 28×28 zero-padded to 32×32, Conv(``filters[0]``, 5×5) → Pool 2/2
+    → Conv(``filters[1]``, 5×5) → Pool 2/2 → Flatten → Dense(``units[0]``) → Dense(``units[1]``)
+    → Dense(10, softmax); ``pooling`` ``average`` (1998) or ``max``; ``dropout`` > 0 before each
+    hidden dense layer. Compiled with ``optimizer`` (default Adam 1e-3)."""
+    if activation not in ACTIVATIONS:
+        raise LenetError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    if pooling not in ("average", "max"):
+        raise LenetError(f"pooling must be average or max, got {pooling!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise LenetError(f"dropout must be a rate in [0, 1), got {dropout!r}")
+    pool = layers.AveragePooling2D if pooling == "average" else layers.MaxPooling2D
+    stack: list[keras.layers.Layer] = [
+        keras.Input(shape=INPUT_SHAPE),
+        layers.ZeroPadding2D(2, name="pad_to_32"),
+        layers.Conv2D(filters[0], 5, activation=activation, name="c1"),
+        pool(2, strides=2, name="s2"),
+        layers.Conv2D(filters[1], 5, activation=activation, name="c3"),
+        pool(2, strides=2, name="s4"),
+        layers.Flatten(name="flatten"),
+    ]
+    for i, (count, layer_name) in enumerate(zip(units, ("c5", "f6"), strict=True)):
+        if dropout > 0:
+            stack.append(layers.Dropout(dropout, name=f"dropout_{i + 1}"))
+        stack.append(layers.Dense(count, activation=activation, name=layer_name))
+    stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities"))
+    return _compile(keras.Sequential(stack, name=name), optimizer if optimizer is not None else _adam())
+
+
 def classic_lenet5() -> keras.Sequential:
     """LeNet-5 (LeCun et al. 1998) as commonly reproduced: 28×28 zero-padded to 32×32,
     Conv(6, 5×5, tanh) → AvgPool 2/2 → Conv(16, 5×5, tanh) → AvgPool 2/2 → Flatten(400)
     → Dense(120, tanh) → Dense(84, tanh) → Dense(10); SGD(0.01, momentum 0.9). 61,706 parameters."""
-    model = keras.Sequential(
-        [
-            keras.Input(shape=INPUT_SHAPE),
-            layers.ZeroPadding2D(2, name="pad_to_32"),
-            layers.Conv2D(6, 5, activation="tanh", name="c1"),
-            layers.AveragePooling2D(2, strides=2, name="s2"),
-            layers.Conv2D(16, 5, activation="tanh", name="c3"),
-            layers.AveragePooling2D(2, strides=2, name="s4"),
-            layers.Flatten(name="flatten"),
-            layers.Dense(120, activation="tanh", name="c5"),
-            layers.Dense(84, activation="tanh", name="f6"),
-            layers.Dense(N_CLASSES, activation="softmax", name="probabilities"),
-        ],
-        name="classic_lenet5",
-    )
-    return _compile(model, keras.optimizers.SGD(learning_rate=0.01, momentum=0.9))
+    return lenet5(optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9), name="classic_lenet5")
+
+
+def wide_lenet5() -> keras.Sequential:
+    """The flagship ensemble's member: LeNet-5 with ReLU, max pooling and wider convolutions,
+    Conv(16) → MaxPool → Conv(32) → MaxPool → Dense(120) → Dense(84); Adam(1e-3).
+    120,382 parameters."""
+    return lenet5(filters=(16, 32), activation="relu", pooling="max", name="wide_lenet5")
 
 
 def mlp(dropout: float = 0.0) -> keras.Sequential:
@@ -360,12 +392,14 @@ BUILDERS: dict[str, Callable[[], keras.Sequential]] = {
     "standard": standard_lenet,
     "classic": classic_lenet5,
     "optimized": optimized_lenet,
+    "lenet5-wide": wide_lenet5,
     "mlp": mlp,
     "mlp-dropout": mlp_dropout,
 }
 
 # How reports name a registered model.
 TITLES = {
+    "lenet5-wide": "wide LeNet-5 (ReLU, max pooling)",
     "mlp": "fully connected network (MLP)",
     "mlp-dropout": f"fully connected network (MLP, dropout {MLP_DROPOUT})",
 }

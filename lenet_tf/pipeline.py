@@ -5,6 +5,8 @@ of the same configuration), and writes the run directory::
 
     <out>/config.json        what the run is (a different configuration is refused)
     <out>/members/           member_XX.keras + member_XX.json, each saved as soon as it finishes
+    <out>/refit/             with ``refit``: the members retrained on train + validation images
+                             for their best epoch count (these write the submission)
     <out>/metrics.json       per-member and ensemble figures, timings, data, environment
     <out>/metrics.md         the same as Markdown tables
     <out>/convergence.png    train / validation accuracy per epoch (members overlaid)
@@ -23,7 +25,7 @@ import keras
 import numpy as np
 
 from .data import DigitData, Split, load_data, split_data, subsample
-from .ensemble import Ensemble, train_members
+from .ensemble import Ensemble, refit_members, train_members
 from .errors import LenetError
 from .models import model_title, resolve_model
 from .plots import plot_convergence
@@ -45,6 +47,12 @@ class JobSpec:
     max_train: int | None = None
     hparams_path: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    refit: bool = False  # retrain each member on train + validation for its best epoch count
+    tta: int = 0  # augmented copies of each test image averaged in at prediction
+
+    def extras(self) -> dict[str, Any]:
+        """The options recorded in config.json only when used (older runs keep resuming)."""
+        return {k: v for k, v in (("refit", self.refit), ("tta", self.tta)) if v}
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,9 @@ def run_training(
     echo(f"data: {data.source}")
     load_seconds = data.load_seconds + time.perf_counter() - started
 
-    config = job.config(members_seed=spec.seed, protocol=spec.protocol, train=spec.train.to_dict())
+    if isinstance(spec.tta, bool) or not isinstance(spec.tta, int) or spec.tta < 0:
+        raise LenetError(f"--tta must be an integer ≥ 0, got {spec.tta!r}")
+    config = job.config(members_seed=spec.seed, protocol=spec.protocol, train=spec.train.to_dict(), **spec.extras())
     resumed = open_run(out, config, force=force)
     if resumed:
         echo(f"resuming the run in {out}: finished members are loaded, not retrained")
@@ -144,9 +154,38 @@ def run_training(
     train_seconds = time.perf_counter() - train_started
 
     predict_started = time.perf_counter()
-    metrics = _evaluate(ensemble, split, data)
-    test_labels = ensemble.predict(data.test_images) if data.test_images is not None else None
+    metrics = _evaluate(ensemble, split, data, tta=spec.tta)
     predict_seconds = time.perf_counter() - predict_started
+
+    refit_seconds = 0.0
+    refit_results: list[FitResult] = []
+    if spec.refit:
+        # Validation images join the training set; a labeled test part (evaluation protocol)
+        # stays held out, which is how the refit's gain is measured.
+        images = np.concatenate([split.x_train, split.x_val])
+        labels = np.concatenate([split.y_train, split.y_val])
+        epochs = [r.best_epoch for r in results]
+        echo(f"refit: retraining {len(epochs)} member(s) on {len(images):,} images for {epochs} epochs")
+
+        def report_refit(index: int, result: FitResult, was_saved: bool) -> None:
+            state = "loaded" if was_saved else f"trained in {result.seconds:.0f}s"
+            echo(f"refit member {index + 1}/{len(epochs)}: {state}, {result.epochs_run} epochs")
+
+        refit_started = time.perf_counter()
+        ensemble, refit_results = refit_members(
+            builder, images, labels, epochs=epochs, directory=out, seed=spec.seed, config=spec.train,
+            progress=progress, on_member=report_refit,
+        )  # fmt: skip
+        refit_seconds = time.perf_counter() - refit_started
+        if split.y_test is not None:
+            refit_figures = _evaluate(ensemble, split, data, tta=spec.tta, sets=("test",))
+            metrics["refit"] = refit_figures["ensemble"] | {
+                "member_test_accuracy": refit_figures["member_test_accuracy"]
+            }
+
+    test_started = time.perf_counter()
+    test_labels = ensemble.predict(data.test_images, tta=spec.tta) if data.test_images is not None else None
+    predict_seconds += time.perf_counter() - test_started
 
     submission_path = None
     if test_labels is not None:
@@ -168,9 +207,14 @@ def run_training(
                 "load_and_split": round(load_seconds, 2),
                 "train": round(train_seconds, 2),
                 "train_members_sum": round(sum(r.seconds for r in results), 2),
+                "refit": round(refit_seconds, 2),
                 "predict": round(predict_seconds, 2),
                 "total": round(data.load_seconds + time.perf_counter() - started, 2),
             },
+            "refit_members": [
+                {"member": i + 1, **{k: v for k, v in r.to_dict().items() if k not in ("history", "extra")}}
+                for i, r in enumerate(refit_results)
+            ],
             "resumed": resumed,
             "submission": None if submission_path is None else str(submission_path),
             "environment": environment(),
@@ -184,16 +228,25 @@ def run_training(
     return metrics
 
 
-def _evaluate(ensemble: Ensemble, split: Split, data: DigitData) -> dict[str, Any]:
+def _evaluate(
+    ensemble: Ensemble,
+    split: Split,
+    data: DigitData,
+    *,
+    tta: int = 0,
+    sets: tuple[str, ...] = ("val", "test", "heldout"),
+) -> dict[str, Any]:
     """Validation (and any labeled test) accuracy of each member and of the averaged ensemble."""
-    figures: dict[str, Any] = {"member_val_accuracy": [], "ensemble": {}}
+    figures: dict[str, Any] = {"ensemble": {}}
     labeled_sets = {"val": (split.x_val, split.y_val)}
     if split.y_test is not None:
         labeled_sets["test"] = (split.x_test, split.y_test)
     if data.test_labels is not None:
         labeled_sets["heldout"] = (data.test_images, data.test_labels)
     for name, (images, labels) in labeled_sets.items():
-        per_member = ensemble.member_probabilities(images)
+        if name not in sets:
+            continue
+        per_member = ensemble.member_probabilities(images, tta=tta)
         figures[f"member_{name}_accuracy"] = [accuracy(p, labels) for p in per_member]
         figures["ensemble"][f"{name}_accuracy"] = accuracy(per_member.mean(axis=0), labels)
     return figures
@@ -226,6 +279,21 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
         text.append(f"\nMember validation accuracy: {val.mean():.4f} ± {val.std(ddof=1):.4f} (mean ± std)\n")
     timing = metrics["timing_seconds"]
     text.append("\n## Timing (seconds)\n\n" + markdown_table(list(timing), [[f"{v:.1f}" for v in timing.values()]]))
+    if metrics.get("refit_members"):
+        epochs = ", ".join(str(m["epochs_run"]) for m in metrics["refit_members"])
+        text.append(
+            f"\nRefit: {len(metrics['refit_members'])} member(s) retrained on train + validation images"
+            f" ({epochs} epochs); they wrote the submission.\n"
+        )
+        if metrics.get("refit"):
+            refit = [
+                [name.replace("_accuracy", ""), v]
+                for name, v in metrics["refit"].items()
+                if name.endswith("accuracy") and not name.startswith("member")
+            ]
+            text.append(
+                "\n### Refit members on the held-out test part\n\n" + markdown_table(["set", "accuracy"], refit)
+            )
     if metrics.get("submission"):
         text.append(f"\nSubmission: `{metrics['submission']}`\n")
     return "".join(text)
@@ -239,6 +307,7 @@ def predict_run(
     source: str | Path | None = None,
     members: int | None = None,
     force: bool = False,
+    tta: int = 0,
     echo: Callable[[str], None] = print,
 ) -> Path:
     """Load a run directory's members, predict the test images and write a submission."""
@@ -247,7 +316,7 @@ def predict_run(
         data = load_data(source)
     if data.test_images is None:
         raise LenetError(f"{data.source}: no test images (test.csv) to predict")
-    labels = ensemble.predict(data.test_images)
+    labels = ensemble.predict(data.test_images, tta=tta)
     path = write_submission(labels, output, expected_rows=len(data.test_images), force=force)
     echo(f"submission: {path} ({len(labels)} rows from {len(ensemble)} member(s))")
     if data.test_labels is not None:

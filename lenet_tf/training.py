@@ -1,22 +1,39 @@
-"""The one training protocol of the package (the reference study's).
+"""The one training protocol of the package.
 
-Batch 32, up to 100 epochs, ``EarlyStopping(monitor="val_accuracy", mode="max", patience=5,
-restore_best_weights=True)``, explicit seeds, a tqdm bar over epochs.
+Its defaults are the reference study's: batch 32, up to 100 epochs, ``EarlyStopping(monitor=
+"val_accuracy", mode="max", patience=5, restore_best_weights=True)``, explicit seeds, a tqdm bar
+over epochs. The flagship ensemble adds, each as an option of :class:`TrainConfig`: random
+shifts/rotations/zoom of the training images, a learning-rate schedule (cosine or
+reduce-on-plateau), a tf.data input pipeline, ``steps_per_execution``, and :func:`refit` on all
+labeled data for a fixed number of epochs.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import keras
 import numpy as np
+from keras import layers
 from tqdm.keras import TqdmCallback
 
-from .data import Split, prepare
+from .data import IMAGE_SIDE, Split, prepare
 from .errors import LenetError
+
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+INPUT_PIPELINES = ("numpy", "tfdata")
+# Augmentation strengths: shifts up to 10 % of the side (±2.8 px), rotations up to ±0.04 turn
+# (±14°), zoom ±10 %. Small enough that a digit stays the same digit (a 6 never becomes a 9).
+AUGMENT_SHIFT = 0.1
+AUGMENT_ROTATION = 0.04
+AUGMENT_ZOOM = 0.1
+PREDICT_BATCH = 1024
+PLATEAU_FACTOR = 0.5
+PLATEAU_PATIENCE = 2
 
 
 @dataclass(frozen=True)
@@ -27,19 +44,39 @@ class TrainConfig:
     batch_size: int = 32
     patience: int = 5
     monitor: str = "val_accuracy"
+    augment: bool = False  # random shifts, rotations and zoom of every training batch
+    lr_schedule: str = "constant"  # constant | cosine (to 0 over `epochs`) | plateau (halve after 2 flat epochs)
+    learning_rate: float | None = None  # None: the rate the builder compiled the model with
+    input_pipeline: str = "numpy"  # numpy arrays straight into fit, or a cached, prefetched tf.data
+    steps_per_execution: int = 1
 
     def validate(self) -> TrainConfig:
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "steps_per_execution"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "patience" else 1):
                 low = 0 if name == "patience" else 1
                 raise LenetError(f"--{name.replace('_', '-')} must be an integer ≥ {low}, got {value!r}")
         if self.monitor not in ("val_accuracy", "val_loss"):
             raise LenetError(f"monitor must be val_accuracy or val_loss, got {self.monitor!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise LenetError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.input_pipeline not in INPUT_PIPELINES:
+            raise LenetError(
+                f"--input-pipeline must be one of {', '.join(INPUT_PIPELINES)}, got {self.input_pipeline!r}"
+            )
+        rate = self.learning_rate
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 10 or rate != rate
+        ):
+            raise LenetError(f"--learning-rate must be a number in (0, 10], got {rate!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The configuration as recorded in a run's config.json. Options left at their defaults
+        are omitted, so runs recorded before those options existed still resume as the same run."""
+        values = asdict(self)
+        base = ("epochs", "batch_size", "patience", "monitor")
+        return {k: v for k, v in values.items() if k in base or v != _DEFAULTS[k]}
 
 
 @dataclass
@@ -50,13 +87,16 @@ class FitResult:
     best_epoch: int  # 1-based
     epochs_run: int
     train_accuracy: float  # training accuracy reported by Keras at the best epoch
-    val_accuracy: float  # best validation accuracy (the restored weights')
+    val_accuracy: float | None  # best validation accuracy (the restored weights'); None after refit
     seconds: float
     seed: int
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
 def set_seed(seed: int) -> None:
@@ -71,12 +111,87 @@ def early_stopping(config: TrainConfig) -> keras.callbacks.EarlyStopping:
     )
 
 
+def augmentation(seed: int = 0) -> keras.Sequential:
+    """The random training-time transformations (identity at inference): shift, rotate, zoom."""
+    fill = {"fill_mode": "constant", "fill_value": 0.0}
+    return keras.Sequential(
+        [
+            layers.RandomTranslation(AUGMENT_SHIFT, AUGMENT_SHIFT, seed=seed, **fill),
+            layers.RandomRotation(AUGMENT_ROTATION, seed=seed + 1, **fill),
+            layers.RandomZoom(AUGMENT_ZOOM, seed=seed + 2, **fill),
+        ],
+        name="augmentation",
+    )
+
+
+def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
+    """The model that ``fit`` runs: ``model`` itself, or ``model`` behind the augmentation layers.
+
+    Wrapping (rather than building augmentation into the members) keeps the saved members plain
+    LeNets; the wrapper shares their weights and their optimizer, so training it trains them.
+    """
+    if config.learning_rate is not None:
+        if not isinstance(model.optimizer.learning_rate, keras.Variable):
+            raise LenetError("--learning-rate cannot replace this model's learning-rate schedule")
+        model.optimizer.learning_rate = float(config.learning_rate)
+    if not config.augment and config.steps_per_execution == 1:
+        return model
+    trainer = model
+    if config.augment:
+        shape = (IMAGE_SIDE, IMAGE_SIDE, 1)
+        trainer = keras.Sequential([keras.Input(shape=shape), augmentation(seed), model], name=f"{model.name}_trainer")
+    trainer.compile(
+        optimizer=model.optimizer,
+        loss=model.loss,
+        metrics=["accuracy"],
+        steps_per_execution=config.steps_per_execution,
+    )
+    return trainer
+
+
+def _schedule(model: keras.Model, config: TrainConfig) -> list[keras.callbacks.Callback]:
+    if config.lr_schedule == "cosine":
+        base = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        total = config.epochs
+
+        def cosine(epoch: int, _rate: float) -> float:
+            return base * 0.5 * (1.0 + math.cos(math.pi * epoch / total))
+
+        return [keras.callbacks.LearningRateScheduler(cosine)]
+    if config.lr_schedule == "plateau":
+        mode = "max" if config.monitor.endswith("accuracy") else "min"
+        return [
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=config.monitor, mode=mode, factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE, min_lr=1e-6
+            )
+        ]
+    return []
+
+
+def _inputs(
+    x: np.ndarray, y: np.ndarray, config: TrainConfig, seed: int, *, training: bool
+) -> tuple[Any, Any, dict[str, Any]]:
+    """``(x, y, fit keyword arguments)`` for the configured input pipeline."""
+    if config.input_pipeline == "numpy":
+        # Validation has no gradient step, so it runs in large batches: at batch 32 it costs as
+        # many steps as a third of an epoch's training (and 30x the training of a tiny subset).
+        options = {"batch_size": config.batch_size, "shuffle": True, "validation_batch_size": PREDICT_BATCH}
+        return x, y, options if training else {}
+    import tensorflow as tf  # the tf.data pipeline is TensorFlow's own
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if training:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(config.batch_size if training else PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
+    return dataset, None, {"shuffle": False} if training else {}  # the dataset shuffles itself
+
+
 def fit(
     model: keras.Model,
     x_train: np.ndarray,
     y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
     *,
     config: TrainConfig = TrainConfig(),
     seed: int = 0,
@@ -89,27 +204,39 @@ def fit(
     ``x_*`` are float32 (N, 28, 28, 1) from :func:`lenet_tf.data.prepare`. The model ends with the
     weights of its best validation epoch. ``initial_epoch`` continues an earlier training (as
     Hyperband does) up to ``config.epochs``; the result's epochs then count from the first one.
+    Without validation data (``x_val=None``, see :func:`refit`) it trains ``config.epochs``
+    epochs and keeps the last weights.
     """
     config.validate()
     set_seed(seed)
-    all_callbacks: list[keras.callbacks.Callback] = [early_stopping(config)]
+    trainer = _trainer(model, config, seed)
+    validated = x_val is not None
+    all_callbacks: list[keras.callbacks.Callback] = [early_stopping(config)] if validated else []
+    all_callbacks.extend(_schedule(model, config))
     if progress:
         all_callbacks.append(TqdmCallback(verbose=0, desc=model.name, leave=False))
     all_callbacks.extend(callbacks or [])
+    x, y, options = _inputs(x_train, y_train, config, seed, training=True)
+    if validated:
+        vx, vy, _ = _inputs(x_val, y_val, config, seed, training=False)
+        options["validation_data"] = vx if vy is None else (vx, vy)
     start = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        epochs=config.epochs,
-        initial_epoch=initial_epoch,
-        batch_size=config.batch_size,
-        shuffle=True,
-        callbacks=all_callbacks,
-        verbose=0,
+    history = trainer.fit(
+        x, y, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=0, **options
     )
     seconds = time.perf_counter() - start
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
+    logs.pop("learning_rate", None)  # keep the history's keys the metrics' alone
+    if not validated:
+        return FitResult(
+            history=logs,
+            best_epoch=initial_epoch + len(logs["accuracy"]),
+            epochs_run=initial_epoch + len(logs["accuracy"]),
+            train_accuracy=logs["accuracy"][-1],
+            val_accuracy=None,
+            seconds=seconds,
+            seed=int(seed),
+        )
     monitored = logs[config.monitor]
     best = int(np.argmax(monitored) if config.monitor.endswith("accuracy") else np.argmin(monitored))
     return FitResult(
@@ -130,6 +257,7 @@ def train(
     config: TrainConfig = TrainConfig(),
     seed: int = 0,
     progress: bool = True,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> tuple[keras.Model, FitResult]:
     """Build a model with ``seed`` and fit it on ``split`` (uint8 images are prepared here)."""
     config.validate()
@@ -144,13 +272,51 @@ def train(
         config=config,
         seed=seed,
         progress=progress,
+        callbacks=callbacks,
     )
     return model, result
 
 
-def predict_proba(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Class probabilities (N, 10) for uint8 (N, 28, 28) images."""
-    return np.asarray(model.predict(prepare(images), batch_size=batch_size, verbose=0))
+def refit(
+    builder: Callable[[], keras.Model],
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    epochs: int,
+    config: TrainConfig = TrainConfig(),
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[keras.Model, FitResult]:
+    """Build a fresh model and train it on all of ``images`` (uint8) for exactly ``epochs`` epochs,
+    with ``config``'s batch size, augmentation and schedule (compressed to ``epochs``): the
+    "retrain on all labeled data with the epoch count found on the validation split" step."""
+    config = replace(config, epochs=int(epochs)).validate()
+    set_seed(seed)
+    model = builder()
+    result = fit(model, prepare(images), labels, None, None, config=config, seed=seed, progress=progress)
+    return model, result
+
+
+def predict_proba(
+    model: keras.Model, images: np.ndarray, batch_size: int = 1024, *, tta: int = 0, seed: int = 0
+) -> np.ndarray:
+    """Class probabilities (N, 10) for uint8 (N, 28, 28) images.
+
+    ``tta`` > 0 averages them with those of ``tta`` randomly shifted/rotated/zoomed copies
+    (test-time augmentation, the training augmentation seeded by ``seed``).
+    """
+    x = prepare(images)
+    probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    if tta > 0:
+        augment = augmentation(seed)
+        for _ in range(tta):
+            batches = range(0, len(x), batch_size)
+            shifted = np.concatenate(
+                [keras.ops.convert_to_numpy(augment(x[i : i + batch_size], training=True)) for i in batches]
+            )
+            probabilities += np.asarray(model.predict(shifted, batch_size=batch_size, verbose=0))
+        probabilities /= tta + 1
+    return probabilities
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:

@@ -1,0 +1,196 @@
+"""The flagship ensemble's levers, measured one at a time (``make levers``).
+
+Each lever is one training configuration of one member on the deployment split (70/30), trained
+through the package's own :func:`lenet_tf.training.train`; the table reports its best validation
+accuracy, the epoch it came at, its wall time and the median seconds per epoch. Finished levers
+are saved as they finish (``levers/<name>.json``), so a rerun resumes. ``--epochs`` caps every
+lever, so a cheap look (a few epochs) and the full measurement share one command.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from .data import DigitData, load_data, split_data, subsample
+from .models import get_builder
+from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
+from .training import TrainConfig, train
+
+LEVERS_DIR = "levers"
+
+FLAGSHIP_TRAIN = TrainConfig(
+    epochs=20, batch_size=128, patience=20, augment=True, lr_schedule="cosine", learning_rate=2e-3
+)
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One measured configuration: a registered model and how it is trained."""
+
+    name: str
+    description: str
+    model: str
+    train: TrainConfig
+
+
+# From the reference protocol to the flagship member, one change at a time, then the input
+# pipeline options at the flagship's settings (same accuracy expected; the time is the point).
+LEVERS: tuple[Lever, ...] = (
+    Lever("classic-reference", "classic LeNet-5, reference protocol (batch 32, patience 5)", "classic", TrainConfig()),
+    Lever("wide-reference", "wide LeNet-5, reference protocol (Adam 1e-3, batch 32, patience 5)", "lenet5-wide",
+          TrainConfig()),
+    Lever("wide-b128", "+ batch 128, Adam 2e-3, 20 epochs", "lenet5-wide",
+          replace(FLAGSHIP_TRAIN, augment=False, lr_schedule="constant")),
+    Lever("wide-b128-cosine", "+ cosine learning-rate decay", "lenet5-wide", replace(FLAGSHIP_TRAIN, augment=False)),
+    Lever("wide-b128-plateau", "ReduceLROnPlateau instead of cosine", "lenet5-wide",
+          replace(FLAGSHIP_TRAIN, augment=False, lr_schedule="plateau")),
+    Lever("flagship", "+ augmentation (shift, rotation, zoom): the flagship member", "lenet5-wide", FLAGSHIP_TRAIN),
+    Lever("flagship-tfdata", "flagship, tf.data pipeline (cache, shuffle, prefetch)", "lenet5-wide",
+          replace(FLAGSHIP_TRAIN, input_pipeline="tfdata")),
+    Lever("flagship-spe8", "flagship, steps_per_execution 8", "lenet5-wide",
+          replace(FLAGSHIP_TRAIN, steps_per_execution=8)),
+)  # fmt: skip
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall seconds of every epoch (training and validation together)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def measure_levers(
+    out: str | Path,
+    *,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    names: tuple[str, ...] | None = None,
+    epochs: int | None = None,
+    max_train: int | None = None,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Train every lever (or those in ``names``) once and write ``levers.json`` / ``levers.md``."""
+    levers = [lever for lever in LEVERS if names is None or lever.name in names]
+    unknown = set(names or ()) - {lever.name for lever in LEVERS}
+    if unknown:
+        from .errors import LenetError
+
+        raise LenetError(f"unknown lever {sorted(unknown)[0]!r}; choose from {', '.join(lv.name for lv in LEVERS)}")
+    if epochs is not None:
+        levers = [replace(lv, train=replace(lv.train, epochs=min(epochs, lv.train.epochs))) for lv in levers]
+    if data is None:
+        data = load_data(source)
+    if max_train:
+        data = subsample(data, max_train, seed=0)
+    split = split_data(data, "deployment", seed=0)
+    out = Path(out)
+    open_run(
+        out,
+        {"kind": "levers", "data_fingerprint": data.fingerprint(), "max_train": max_train, "seed": seed},
+        force=force,
+    )
+    rows = []
+    for lever in tqdm(levers, desc="levers", unit="lever", disable=not progress):
+        path = out / LEVERS_DIR / f"{lever.name}.json"
+        if path.is_file() and read_json(path)["train"] == lever.train.to_dict():
+            row = read_json(path)
+        else:
+            timer = EpochTimer()
+            model, result = train(
+                get_builder(lever.model), split, config=lever.train, seed=seed, progress=progress, callbacks=[timer]
+            )
+            row = {
+                "name": lever.name,
+                "description": lever.description,
+                "model": lever.model,
+                "parameters": model.count_params(),
+                "train": lever.train.to_dict(),
+                "val_accuracy": result.val_accuracy,
+                "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run,
+                "seconds": round(result.seconds, 1),
+                # The first epoch also compiles the graph: the median of the others is the pace.
+                "seconds_per_epoch": round(float(np.median(timer.seconds[1:] or timer.seconds)), 2),
+            }
+            write_json(path, row)
+        echo(f"{lever.name}: val accuracy {row['val_accuracy']:.4f} in {row['seconds']:.0f}s")
+        rows.append(row)
+    summary = {"data": data.source, "split": split.sizes(), "levers": rows, "environment": environment()}
+    write_json(out / "levers.json", summary)
+    write_text(out / "levers.md", levers_markdown(summary))
+    echo(f"results: {out}/levers.md, levers.json")
+    return rows
+
+
+def levers_markdown(summary: dict[str, Any]) -> str:
+    """The levers table as Markdown."""
+    header = ["lever", "what changes", "params", "val acc", "best epoch / run", "seconds", "s / epoch"]
+    rows = [
+        [
+            r["name"],
+            r["description"],
+            f"{r['parameters']:,}",
+            f"{r['val_accuracy']:.4f}",
+            f"{r['best_epoch']} / {r['epochs_run']}",
+            f"{r['seconds']:.0f}",
+            f"{r['seconds_per_epoch']:.2f}",
+        ]
+        for r in summary["levers"]
+    ]
+    sizes = summary["split"]
+    return (
+        "# Levers of the flagship ensemble (one member each)\n\n"
+        f"Data: {summary['data']}; deployment split {sizes['train']:,} train / {sizes['val']:,} validation;"
+        " seed 0.\n\n" + markdown_table(header, rows)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lenet_tf.levers --data ZIP --out DIR [--only a,b] [--epochs N]``."""
+    import argparse
+    import sys
+
+    from .errors import LenetError
+
+    parser = argparse.ArgumentParser(prog="python -m lenet_tf.levers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", help="data source, as for lenet-tf")
+    parser.add_argument("--out", default="results/levers", help="output directory (default results/levers)")
+    parser.add_argument("--only", help="comma-separated lever names (default all)")
+    parser.add_argument("--epochs", type=int, help="cap every lever at this many epochs")
+    parser.add_argument("--max-train", type=int, help="stratified subset of this many labeled rows")
+    parser.add_argument("--force", action="store_true", help="discard a different run in --out")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    names = tuple(n.strip() for n in args.only.split(",")) if args.only else None
+    try:
+        measure_levers(
+            args.out, source=args.data, names=names, epochs=args.epochs, max_train=args.max_train,
+            force=args.force, progress=not args.no_progress,
+        )  # fmt: skip
+    except LenetError as exc:
+        print(f"levers: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
