@@ -33,11 +33,11 @@ TUNE_ARGS = --tuner $(TUNER) $(if $(TRIALS),--trials $(TRIALS),) \
 	$(DATA_ARG) --seed $(SEED) --out $(or $(OUT),results/tune)
 ORACLE_ARGS = --oracle-ip $(ORACLE_IP) --oracle-port $(ORACLE_PORT)
 
-.PHONY: explore notebooks jupyter bench install test test-slow lint standard classic optimized ensemble evaluate learning-curve report models clean help \
+.PHONY: explore notebooks jupyter bench install test test-slow lint standard classic optimized ensemble ensemble-reference levers evaluate learning-curve report models clean help \
 	tune tune-chief tune-worker baselines robustness study
 
 help:
-	@echo "make install | test | test-slow | lint | standard | classic | optimized | ensemble"
+	@echo "make install | test | test-slow | lint | standard | classic | optimized | ensemble | ensemble-reference | levers"
 	@echo "     evaluate | learning-curve | report | models | tune | tune-chief | tune-worker"
 	@echo "     explore | notebooks | jupyter | bench | baselines | robustness | study | clean"
 	@echo "variables: DATA=<dir or zip>  OUT=<run dir>  MEMBERS=$(MEMBERS)  EPOCHS=$(EPOCHS)  SEED=$(SEED)"
@@ -64,8 +64,21 @@ lint: install
 standard classic optimized: install
 	$(BIN)/lenet-tf train --model $@ $(DATA_ARG) $(EPOCHS_ARG) --out $(or $(OUT),results/$@) $(ARGS)
 
+# The flagship: 5 wide LeNet-5s, augmentation, batch 128, cosine decay, refit on all labels
+# (lenet-tf ensemble --recipe flagship); MEMBERS / EPOCHS only when given.
+GIVEN = $(filter command line environment,$(origin $(1)))
+FLAGSHIP_ARGS = --recipe flagship $(if $(call GIVEN,MEMBERS),--members $(MEMBERS),) \
+	$(if $(call GIVEN,EPOCHS),--epochs $(EPOCHS),) --seed $(SEED)
 ensemble: install
-	$(BIN)/lenet-tf ensemble --model optimized --members $(MEMBERS) $(DATA_ARG) $(EPOCHS_ARG) --out $(or $(OUT),results/ensemble) $(ARGS)
+	$(BIN)/lenet-tf ensemble $(FLAGSHIP_ARGS) $(DATA_ARG) --out $(or $(OUT),results/ensemble) $(ARGS)
+
+# The reference study's ensemble: 10 optimized LeNets, batch 32, Adam 1e-3, patience 5 (hours on a CPU).
+ensemble-reference: install
+	$(BIN)/lenet-tf ensemble --model optimized --members $(MEMBERS) $(DATA_ARG) $(EPOCHS_ARG) --out $(or $(OUT),results/ensemble-reference) $(ARGS)
+
+# The flagship's levers, one member each, from the reference protocol to the flagship → results/levers/.
+levers: install
+	$(BIN)/python -m lenet_tf.levers $(DATA_ARG) --out $(or $(OUT),results/levers) $(ARGS)
 
 evaluate: install
 	$(BIN)/lenet-tf evaluate --model $(MODEL) $(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)

@@ -119,6 +119,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}")
+    return value
+
+
 def _flag(key: str, value: object) -> str:
     """``--key value`` (or ``--key`` for a true switch) as the help text shows a recipe."""
     flag = "--" + key.replace("_", "-")
@@ -306,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_tune.add_argument(
         "--trials", type=_int_at_least(1), help="trials of bayesian/random (default 200); not for hyperband"
     )
+    p_tune.add_argument(
+        "--time-budget", type=_positive_minutes, metavar="MINUTES",
+        help="start no new trial after this many minutes (the search resumes from there when rerun)",
+    )  # fmt: skip
     p_tune.add_argument(
         "--epochs", type=_int_at_least(1),
         help="epoch cap per trial (default 100; hyperband: its max epochs, default 10)",
@@ -547,6 +561,7 @@ def _run(args: argparse.Namespace) -> None:
             spec = TuneSpec(
                 tuner=args.tuner, max_trials=args.trials, epochs=args.epochs, batch_size=args.batch_size,
                 patience=args.patience, seed=args.seed, split_seed=args.split_seed, max_train=args.max_train,
+                time_budget=args.time_budget,
             )  # fmt: skip
             tune(spec, args.out, data=data, overwrite=args.overwrite, progress=not args.no_progress)
         return
@@ -636,11 +651,26 @@ def quiet_tensorflow_import() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        import tensorflow
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    # Python-side notes (tf.function retracing when prediction batches change size) are noise here.
+    tensorflow.get_logger().setLevel("ERROR")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; ``--recipe flagship`` swaps in the flagship's defaults, which
+    options given explicitly still override."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "recipe", None) == "flagship":
+        from .ensemble import FLAGSHIP
+
+        args._commands[args.command].set_defaults(**FLAGSHIP)
+        args = parser.parse_args(argv)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -650,13 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen in logs
     quiet_tensorflow_import()  # build_parser already needs the model registry, hence Keras
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "recipe", None) == "flagship":
-        from .ensemble import FLAGSHIP
-
-        args._commands[args.command].set_defaults(**FLAGSHIP)
-        args = parser.parse_args(argv)
+    args = parse_args(argv)
     try:
         _run(args)
     except LenetError as exc:

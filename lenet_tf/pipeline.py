@@ -249,6 +249,9 @@ def _evaluate(
         per_member = ensemble.member_probabilities(images, tta=tta)
         figures[f"member_{name}_accuracy"] = [accuracy(p, labels) for p in per_member]
         figures["ensemble"][f"{name}_accuracy"] = accuracy(per_member.mean(axis=0), labels)
+        # Accuracy of the first k members averaged, k = 1..K: what each added member buys.
+        running = np.cumsum(per_member, axis=0)
+        figures[f"first_k_{name}_accuracy"] = [accuracy(total, labels) for total in running]
     return figures
 
 
@@ -274,6 +277,10 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
     ensemble = metrics["ensemble"]
     summary = [[name.replace("_accuracy", ""), value] for name, value in ensemble.items()]
     text.append("\n## Averaged probabilities\n\n" + markdown_table(["set", "accuracy"], summary))
+    first_k = metrics.get("first_k_val_accuracy", [])
+    if len(first_k) > 1:
+        rows = [[k + 1, f"{value:.4f}"] for k, value in enumerate(first_k)]
+        text.append("\n## Members averaged (validation)\n\n" + markdown_table(["first k members", "val acc"], rows))
     val = np.asarray(metrics["member_val_accuracy"])
     if len(val) > 1:
         text.append(f"\nMember validation accuracy: {val.mean():.4f} ± {val.std(ddof=1):.4f} (mean ± std)\n")

@@ -101,6 +101,7 @@ class TuneSpec:
     split_seed: int = 0
     max_train: int | None = None
     max_consecutive_failed_trials: int = MAX_CONSECUTIVE_FAILED_TRIALS
+    time_budget: float | None = None  # minutes: no new trial starts after it (this invocation)
 
     def validate(self) -> TuneSpec:
         if self.tuner not in TUNERS:
@@ -111,6 +112,9 @@ class TuneSpec:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 flag = "--trials" if name == "max_trials" else name
                 raise LenetError(f"{flag} must be an integer ≥ 1, got {value!r}")
+        budget = self.time_budget
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0):
+            raise LenetError(f"--time-budget must be a positive number of minutes, got {budget!r}")
         if self.tuner == "hyperband" and self.max_trials is not None:
             trials, epochs = hyperband_budget(train.epochs)
             raise LenetError(
@@ -223,6 +227,13 @@ class _RecordsTuners:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tuner_of: dict[str, str] = {}
+        self.deadline: float | None = None  # time.time() after which no trial starts (--time-budget)
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        if self.deadline is not None and time.time() >= self.deadline:
+            # A STOPPED answer ends the search loop of whichever tuner asked; finished trials stay.
+            return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
+        return super().populate_space(trial_id)
 
     @keras_tuner.synchronized
     def create_trial(self, tuner_id: str) -> Any:
@@ -410,6 +421,9 @@ def tune(
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer", category=UserWarning)
         tuner = build_tuner(spec, out, overwrite=overwrite and role != "worker", progress=progress)
         tuner.echo = echo
+        if spec.time_budget is not None and role != "worker":
+            tuner.oracle.deadline = time.time() + 60 * spec.time_budget
+            echo(f"time budget: no new trial starts after {spec.time_budget:g} minute(s)")
         if role == "worker":
             return _work(tuner, split, echo)
         if resumed and tuner.oracle.trials:

@@ -144,6 +144,12 @@ ARGUMENT_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
      "cannot write there"),
     ("predict without run", lambda t: ["predict", "--run", str(t / "norun"), "--output", str(t / "s.csv")],
      "norun: no saved members"),
+    ("unknown lr schedule", lambda t: ["ensemble", "--lr-schedule", "warmup"],
+     "argument --lr-schedule: invalid choice"),
+    ("negative learning rate", lambda t: ["train", "--learning-rate", "-0.1"],
+     "argument --learning-rate: expected a number in (0, 10], got '-0.1'"),
+    ("negative tta", lambda t: ["ensemble", "--tta", "-1"], "argument --tta: must be an integer ≥ 0, got '-1'"),
+    ("unknown recipe", lambda t: ["ensemble", "--recipe", "best"], "argument --recipe: invalid choice: 'best'"),
 ]  # fmt: skip
 
 

@@ -94,6 +94,23 @@ def test_search_writes_outputs_and_resumes_without_redoing_trials(tiny: DigitDat
     assert sorted(epochs["trial_id"]) == sorted(table["trial_id"]) and set(epochs["epoch"]) == {1}
 
 
+def test_time_budget_stops_starting_trials(tiny: DigitData, tmp_path: Path) -> None:
+    out = tmp_path / "tune"
+    lines: list[str] = []
+    # 3 seconds: the first trial starts at once and takes longer than that, so few of 6 run.
+    summary = tune(
+        TuneSpec(max_trials=6, time_budget=0.05, **TINY_SEARCH), out, data=tiny, progress=False, echo=lines.append
+    )
+    started = sum(": trial " in line for line in lines)
+    assert 1 <= started < 6, lines
+    assert summary["trials"]["completed"] == started
+    # Rerun without a budget: the search resumes and completes its 6 trials.
+    lines.clear()
+    summary = tune(TuneSpec(max_trials=6, **TINY_SEARCH), out, data=tiny, progress=False, echo=lines.append)
+    assert sum(": trial " in line for line in lines) == 6 - started
+    assert summary["trials"]["completed"] == 6
+
+
 def test_every_trial_failing_is_an_error_not_a_best(tiny: DigitData, tmp_path: Path, monkeypatch) -> None:
     def broken_fit(*args, **kwargs):
         raise RuntimeError("boom")
@@ -160,6 +177,7 @@ WORKER = ["--role", "worker", "--oracle-ip", "127.0.0.1", "--oracle-port", "1"]
         ([*WORKER, "--tuner-id", "w", "--overwrite"], "--overwrite applies to the chief"),
         (["--tuner", "hyperband", "--trials", "5"], "--trials does not apply to --tuner hyperband: its trials follow"),
         (["--patience", "-1"], "argument --patience: must be an integer ≥ 0, got '-1'"),
+        (["--time-budget", "0"], "argument --time-budget: expected a positive number of minutes, got '0'"),
     ],
 )
 def test_bad_tune_arguments_give_one_line(argv, message, kaggle_dir: Path, tmp_path: Path, capsys) -> None:

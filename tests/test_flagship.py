@@ -1,0 +1,184 @@
+"""The flagship ensemble's training options: augmentation, schedules, input pipelines, refit, TTA."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from lenet_tf.cli import main, parse_args
+from lenet_tf.data import prepare, split_data
+from lenet_tf.ensemble import FLAGSHIP, REFIT_DIR, Ensemble
+from lenet_tf.errors import LenetError
+from lenet_tf.levers import measure_levers
+from lenet_tf.models import BUILDERS, wide_lenet5
+from lenet_tf.pipeline import JobSpec, run_training
+from lenet_tf.training import TrainConfig, _schedule, fit, predict_proba, refit, train
+
+FAST = TrainConfig(epochs=2, batch_size=64, patience=2)
+
+
+def test_new_options_are_validated() -> None:
+    with pytest.raises(LenetError, match="--lr-schedule must be one of"):
+        TrainConfig(lr_schedule="linear").validate()
+    with pytest.raises(LenetError, match="--input-pipeline must be one of"):
+        TrainConfig(input_pipeline="torch").validate()
+    with pytest.raises(LenetError, match="--learning-rate must be a number"):
+        TrainConfig(learning_rate=0.0).validate()
+    with pytest.raises(LenetError, match="--steps-per-execution must be an integer ≥ 1"):
+        TrainConfig(steps_per_execution=0).validate()
+
+
+def test_config_records_only_the_options_in_use() -> None:
+    # Runs recorded before the flagship options existed must still match (and resume).
+    assert TrainConfig().to_dict() == {"epochs": 100, "batch_size": 32, "patience": 5, "monitor": "val_accuracy"}
+    recorded = TrainConfig(augment=True, lr_schedule="cosine").to_dict()
+    assert recorded["augment"] is True and recorded["lr_schedule"] == "cosine"
+    assert "input_pipeline" not in recorded
+
+
+def test_wide_lenet5_shape() -> None:
+    model = wide_lenet5()
+    assert model.count_params() == 120_382
+    assert model.output_shape == (None, 10)
+    assert [layer.name for layer in model.layers if "c" in layer.name[:1]] == ["c1", "c3", "c5"]
+    assert BUILDERS["lenet5-wide"] is wide_lenet5
+
+
+def test_augmented_training_keeps_members_plain(tiny, tmp_path: Path) -> None:
+    split = split_data(tiny, "deployment")
+    model, result = train(wide_lenet5, split, config=replace(FAST, augment=True), progress=False)
+    assert result.epochs_run == 2 and 0 <= result.val_accuracy <= 1
+    assert not any("augmentation" in layer.name for layer in model.layers)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(predict_proba(reloaded, tiny.test_images), predict_proba(model, tiny.test_images))
+
+
+def test_augmentation_changes_training(tiny) -> None:
+    split = split_data(tiny, "deployment")
+    _, plain = train(wide_lenet5, split, config=FAST, progress=False)
+    _, augmented = train(wide_lenet5, split, config=replace(FAST, augment=True), progress=False)
+    assert plain.history["loss"] != augmented.history["loss"]
+
+
+def test_cosine_schedule_sets_the_rate_per_epoch(tiny) -> None:
+    split = split_data(tiny, "deployment")
+    config = replace(FAST, epochs=4, patience=4, lr_schedule="cosine", learning_rate=0.004)
+    model, result = train(wide_lenet5, split, config=config, progress=False)
+    assert result.epochs_run == 4
+    # The last epoch (index 3 of 4) ran at 0.004 * (1 + cos(3π/4)) / 2.
+    expected = 0.004 * 0.5 * (1 + math.cos(math.pi * 3 / 4))
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(expected, rel=1e-5)
+    assert "learning_rate" not in result.history
+
+
+def test_plateau_and_learning_rate_override(tiny) -> None:
+    split = split_data(tiny, "deployment")
+    config = replace(FAST, lr_schedule="plateau", learning_rate=0.05)
+    model, result = train(BUILDERS["classic"], split, config=config, progress=False)
+    rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    # The classic LeNet-5 compiles SGD(0.01): the override wins, and the plateau may have halved it.
+    assert any(rate == pytest.approx(0.05 * 0.5**k, rel=1e-5) for k in range(3)), rate
+    assert result.epochs_run == 2
+    callbacks = _schedule(model, config)
+    assert isinstance(callbacks[0], keras.callbacks.ReduceLROnPlateau) and callbacks[0].patience == 2
+
+
+def test_tfdata_and_steps_per_execution_train_the_same_model(tiny) -> None:
+    split = split_data(tiny, "deployment")
+    _, numpy_result = train(wide_lenet5, split, config=FAST, progress=False)
+    _, spe_result = train(wide_lenet5, split, config=replace(FAST, steps_per_execution=4), progress=False)
+    # Same batches in the same order: several steps per call change the pace, not the arithmetic.
+    np.testing.assert_allclose(spe_result.history["loss"], numpy_result.history["loss"], rtol=1e-4)
+    _, data_result = train(wide_lenet5, split, config=replace(FAST, input_pipeline="tfdata"), progress=False)
+    assert data_result.epochs_run == 2 and data_result.val_accuracy > 0.3
+
+
+def test_refit_trains_a_fixed_number_of_epochs_without_validation(tiny) -> None:
+    model, result = refit(wide_lenet5, tiny.train_images, tiny.train_labels, epochs=3, config=FAST, progress=False)
+    assert result.epochs_run == 3 and result.best_epoch == 3
+    assert result.val_accuracy is None
+    assert len(result.history["accuracy"]) == 3 and "val_accuracy" not in result.history
+
+
+def test_tta_averages_augmented_copies(tiny) -> None:
+    model, _ = train(wide_lenet5, split_data(tiny, "deployment"), config=FAST, progress=False)
+    plain = predict_proba(model, tiny.test_images)
+    averaged = predict_proba(model, tiny.test_images, tta=2, seed=1)
+    assert averaged.shape == plain.shape
+    np.testing.assert_allclose(averaged.sum(axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(averaged, plain)
+    np.testing.assert_allclose(predict_proba(model, tiny.test_images, tta=2, seed=1), averaged, rtol=1e-6)
+
+
+def test_fit_without_validation_has_no_early_stopping(tiny) -> None:
+    model = wide_lenet5()
+    result = fit(model, prepare(tiny.train_images), tiny.train_labels, None, None, config=replace(FAST, patience=0))
+    assert result.epochs_run == 2
+
+
+def test_refit_run_resumes_and_writes_the_submission_from_refit_members(tiny, tmp_path: Path) -> None:
+    spec = JobSpec(model="lenet5-wide", members=2, protocol="evaluation", train=FAST, refit=True, tta=1)
+    out = tmp_path / "run"
+    metrics = run_training(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    assert len(list((out / REFIT_DIR).glob("member_*.keras"))) == 2
+    assert [m["epochs_run"] for m in metrics["refit_members"]] == [m["best_epoch"] for m in metrics["members"]]
+    assert 0 <= metrics["refit"]["test_accuracy"] <= 1  # the evaluation split's test part stays held out
+    assert metrics["config"]["refit"] is True and metrics["config"]["tta"] == 1
+    assert "Refit: 2 member(s)" in (out / "metrics.md").read_text()
+    submission = (out / "submission.csv").read_text()
+
+    lines: list[str] = []
+    again = run_training(spec, out, data=tiny, progress=False, echo=lines.append)
+    assert any("refit member 2/2: loaded" in line for line in lines)
+    assert again["refit"] == metrics["refit"]
+    assert (out / "submission.csv").read_text() == submission
+    assert len(Ensemble.load(out)) == 2  # the refit members
+
+
+def test_unfinished_refit_is_not_loaded(tiny, tmp_path: Path) -> None:
+    spec = JobSpec(model="lenet5-wide", members=2, train=FAST)
+    out = tmp_path / "run"
+    run_training(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    (out / REFIT_DIR).mkdir()
+    (out / REFIT_DIR / "member_01.keras").write_bytes((out / "members" / "member_01.keras").read_bytes())
+    ensemble = Ensemble.load(out)
+    assert len(ensemble) == 2  # members/, not the one-member refit/
+
+
+def test_recipe_flagship_sets_defaults_that_flags_override() -> None:
+    args = parse_args(["ensemble", "--recipe", "flagship"])
+    for key, value in FLAGSHIP.items():
+        assert getattr(args, key) == value, key
+    args = parse_args(["ensemble", "--recipe", "flagship", "--members", "3", "--epochs", "7"])
+    assert args.members == 3 and args.epochs == 7 and args.augment is True
+    plain = parse_args(["ensemble"])
+    assert plain.model == "optimized" and plain.members == 10 and not plain.augment and not plain.refit
+
+
+def test_flagship_cli_end_to_end(kaggle_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "flagship"
+    argv = ["ensemble", "--recipe", "flagship", "--data", str(kaggle_dir), "--members", "2", "--epochs", "1"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "refit member 2/2" in printed and "submission:" in printed
+    assert (out / "submission.csv").is_file() and len(list((out / REFIT_DIR).glob("*.keras"))) == 2
+
+
+def test_levers_table(tiny, tmp_path: Path) -> None:
+    rows = measure_levers(
+        tmp_path / "levers", data=tiny, names=("wide-b128", "flagship-spe8"), epochs=1, progress=False,
+        echo=lambda _: None,
+    )  # fmt: skip
+    assert [r["name"] for r in rows] == ["wide-b128", "flagship-spe8"]
+    assert all(r["epochs_run"] == 1 and r["seconds_per_epoch"] > 0 for r in rows)
+    table = (tmp_path / "levers" / "levers.md").read_text()
+    assert "| flagship-spe8 |" in table and "120,382" in table
+    with pytest.raises(LenetError, match="unknown lever 'fastest'"):
+        measure_levers(tmp_path / "levers", data=tiny, names=("fastest",), progress=False)
