@@ -52,10 +52,12 @@ LEVERS: tuple[Lever, ...] = (
     Lever("wide-b128-cosine", "+ cosine learning-rate decay", "lenet5-wide", replace(FLAGSHIP_TRAIN, augment=False)),
     Lever("wide-b128-plateau", "ReduceLROnPlateau instead of cosine", "lenet5-wide",
           replace(FLAGSHIP_TRAIN, augment=False, lr_schedule="plateau")),
-    Lever("flagship", "+ augmentation (shift, rotation, zoom): the flagship member", "lenet5-wide", FLAGSHIP_TRAIN),
-    Lever("flagship-tfdata", "flagship, tf.data pipeline (cache, shuffle, prefetch)", "lenet5-wide",
+    Lever("wide-augment", "+ augmentation (shift, rotation, zoom)", "lenet5-wide", FLAGSHIP_TRAIN),
+    Lever("flagship", "wider LeNet-5 (32/64 filters, 256/128 units, dropout 0.3): the flagship member",
+          "lenet5-wider", FLAGSHIP_TRAIN),
+    Lever("wide-augment-tfdata", "wide + augmentation, tf.data pipeline (cache, shuffle, prefetch)", "lenet5-wide",
           replace(FLAGSHIP_TRAIN, input_pipeline="tfdata")),
-    Lever("flagship-spe8", "flagship, steps_per_execution 8", "lenet5-wide",
+    Lever("wide-augment-spe8", "wide + augmentation, steps_per_execution 8", "lenet5-wide",
           replace(FLAGSHIP_TRAIN, steps_per_execution=8)),
 )  # fmt: skip
 
@@ -73,6 +75,11 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
+
+
+def _same_lever(saved: dict[str, Any], lever: Lever) -> bool:
+    """Whether a saved row measured exactly this lever (so it need not be trained again)."""
+    return saved.get("model") == lever.model and saved.get("train") == lever.train.to_dict()
 
 
 def measure_levers(
@@ -111,8 +118,8 @@ def measure_levers(
     rows = []
     for lever in tqdm(levers, desc="levers", unit="lever", disable=not progress):
         path = out / LEVERS_DIR / f"{lever.name}.json"
-        if path.is_file() and read_json(path)["train"] == lever.train.to_dict():
-            row = read_json(path)
+        if path.is_file() and _same_lever(read_json(path), lever):
+            row = read_json(path) | {"name": lever.name, "description": lever.description}
         else:
             timer = EpochTimer()
             model, result = train(

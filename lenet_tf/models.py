@@ -3,7 +3,8 @@
 * :func:`standard_lenet` — the reference study's LeNet (15,626 parameters).
 * :func:`classic_lenet5` — LeCun et al. 1998 as commonly reproduced (61,706 parameters).
 * :func:`lenet5` — the LeNet-5 topology with chosen widths, activation, pooling and dropout;
-  :func:`wide_lenet5` is the flagship ensemble's member (120,382 parameters).
+  :func:`wide_lenet5` (120,382 parameters) and :func:`wider_lenet5` (496,138, the flagship
+  ensemble's member) are ReLU / max-pooling variants.
 * :func:`lenet` — the general builder over the 12 searchable hyperparameters of the study.
 * :func:`optimized_lenet` — :func:`lenet` with the study's best hyperparameters (or a search's).
 * :func:`study_lenet` — the standard LeNet with a chosen activation, weight initializer, dropout
@@ -361,7 +362,7 @@ def classic_lenet5() -> keras.Sequential:
 
 
 def wide_lenet5() -> keras.Sequential:
-    """The flagship ensemble's member: LeNet-5 with ReLU, max pooling and wider convolutions,
+    """LeNet-5 with ReLU, max pooling and wider convolutions,
     Conv(16) → MaxPool → Conv(32) → MaxPool → Dense(120) → Dense(84); Adam(1e-3).
     120,382 parameters."""
     return lenet5(filters=(16, 32), activation="relu", pooling="max", name="wide_lenet5")
@@ -387,12 +388,22 @@ def mlp_dropout() -> keras.Sequential:
     return mlp(dropout=MLP_DROPOUT)
 
 
+def wider_lenet5() -> keras.Sequential:
+    """The flagship ensemble's member: LeNet-5 with ReLU and max pooling, twice the wide one's
+    widths, Conv(32) → MaxPool → Conv(64) → MaxPool → Dropout(0.3) → Dense(256) → Dropout(0.3)
+    → Dense(128); Adam(1e-3). 496,138 parameters."""
+    return lenet5(
+        filters=(32, 64), units=(256, 128), activation="relu", pooling="max", dropout=0.3, name="wider_lenet5"
+    )
+
+
 # Name → builder taking no arguments; the CLI, the ensemble and later studies look models up here.
 BUILDERS: dict[str, Callable[[], keras.Sequential]] = {
     "standard": standard_lenet,
     "classic": classic_lenet5,
     "optimized": optimized_lenet,
     "lenet5-wide": wide_lenet5,
+    "lenet5-wider": wider_lenet5,
     "mlp": mlp,
     "mlp-dropout": mlp_dropout,
 }
@@ -400,6 +411,7 @@ BUILDERS: dict[str, Callable[[], keras.Sequential]] = {
 # How reports name a registered model.
 TITLES = {
     "lenet5-wide": "wide LeNet-5 (ReLU, max pooling)",
+    "lenet5-wider": "wider LeNet-5 (ReLU, max pooling, dropout)",
     "mlp": "fully connected network (MLP)",
     "mlp-dropout": f"fully connected network (MLP, dropout {MLP_DROPOUT})",
 }

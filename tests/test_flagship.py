@@ -173,12 +173,12 @@ def test_flagship_cli_end_to_end(kaggle_dir: Path, tmp_path: Path, capsys) -> No
 
 def test_levers_table(tiny, tmp_path: Path) -> None:
     rows = measure_levers(
-        tmp_path / "levers", data=tiny, names=("wide-b128", "flagship-spe8"), epochs=1, progress=False,
+        tmp_path / "levers", data=tiny, names=("wide-b128", "wide-augment-spe8"), epochs=1, progress=False,
         echo=lambda _: None,
     )  # fmt: skip
-    assert [r["name"] for r in rows] == ["wide-b128", "flagship-spe8"]
+    assert [r["name"] for r in rows] == ["wide-b128", "wide-augment-spe8"]
     assert all(r["epochs_run"] == 1 and r["seconds_per_epoch"] > 0 for r in rows)
     table = (tmp_path / "levers" / "levers.md").read_text()
-    assert "| flagship-spe8 |" in table and "120,382" in table
+    assert "| wide-augment-spe8 |" in table and "120,382" in table
     with pytest.raises(LenetError, match="unknown lever 'fastest'"):
         measure_levers(tmp_path / "levers", data=tiny, names=("fastest",), progress=False)
