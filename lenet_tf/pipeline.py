@@ -51,8 +51,9 @@ class JobSpec:
     tta: int = 0  # augmented copies of each test image averaged in at prediction
 
     def extras(self) -> dict[str, Any]:
-        """The options recorded in config.json only when used (older runs keep resuming)."""
-        return {k: v for k, v in (("refit", self.refit), ("tta", self.tta)) if v}
+        """Options recorded in config.json only when used (older runs keep resuming). ``tta``
+        changes the predictions only, not the members, so it is in metrics.json instead."""
+        return {"refit": True} if self.refit else {}
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,10 @@ def run_training(
 
     predict_started = time.perf_counter()
     metrics = _evaluate(ensemble, split, data, tta=spec.tta)
+    if spec.tta:  # what the augmented copies add, on the same members
+        plain = _evaluate(ensemble, split, data, sets=("val",))
+        metrics["without_tta"] = {"val_accuracy": plain["ensemble"]["val_accuracy"],
+                                  "member_val_accuracy": plain["member_val_accuracy"]}  # fmt: skip
     predict_seconds = time.perf_counter() - predict_started
 
     refit_seconds = 0.0
@@ -215,6 +220,7 @@ def run_training(
                 {"member": i + 1, **{k: v for k, v in r.to_dict().items() if k not in ("history", "extra")}}
                 for i, r in enumerate(refit_results)
             ],
+            "tta": spec.tta,
             "resumed": resumed,
             "submission": None if submission_path is None else str(submission_path),
             "environment": environment(),
@@ -277,6 +283,13 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
     ensemble = metrics["ensemble"]
     summary = [[name.replace("_accuracy", ""), value] for name, value in ensemble.items()]
     text.append("\n## Averaged probabilities\n\n" + markdown_table(["set", "accuracy"], summary))
+    if metrics.get("tta"):
+        without = metrics.get("without_tta", {}).get("val_accuracy")
+        text.append(
+            f"\nTest-time augmentation: {metrics['tta']} augmented copies of each image averaged in"
+            " (validation and submission)"
+            + (f"; validation accuracy without them: {without:.4f}.\n" if without is not None else ".\n")
+        )
     first_k = metrics.get("first_k_val_accuracy", [])
     if len(first_k) > 1:
         rows = [[k + 1, f"{value:.4f}"] for k, value in enumerate(first_k)]

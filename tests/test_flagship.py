@@ -130,7 +130,7 @@ def test_refit_run_resumes_and_writes_the_submission_from_refit_members(tiny, tm
     assert len(list((out / REFIT_DIR).glob("member_*.keras"))) == 2
     assert [m["epochs_run"] for m in metrics["refit_members"]] == [m["best_epoch"] for m in metrics["members"]]
     assert 0 <= metrics["refit"]["test_accuracy"] <= 1  # the evaluation split's test part stays held out
-    assert metrics["config"]["refit"] is True and metrics["config"]["tta"] == 1
+    assert metrics["config"]["refit"] is True and metrics["tta"] == 1 and "tta" not in metrics["config"]
     assert "Refit: 2 member(s)" in (out / "metrics.md").read_text()
     submission = (out / "submission.csv").read_text()
 
