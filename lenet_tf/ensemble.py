@@ -30,6 +30,13 @@ FLAGSHIP: dict[str, object] = {
     "tta": 4,
 }
 
+
+def flagship_train_config() -> TrainConfig:
+    """The flagship's :class:`TrainConfig` (its FLAGSHIP entries that are fit options)."""
+    names = ("epochs", "batch_size", "patience", "augment", "lr_schedule", "learning_rate")
+    return TrainConfig(**{name: FLAGSHIP[name] for name in names})
+
+
 MEMBERS_DIR = "members"
 REFIT_DIR = "refit"  # members retrained on all labeled data
 

@@ -20,15 +20,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .data import DigitData, load_data, split_data, subsample
+from .ensemble import FLAGSHIP, flagship_train_config
 from .models import get_builder
 from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
 from .training import TrainConfig, train
 
 LEVERS_DIR = "levers"
 
-FLAGSHIP_TRAIN = TrainConfig(
-    epochs=20, batch_size=128, patience=20, augment=True, lr_schedule="cosine", learning_rate=2e-3
-)
+# The levers' common settings: the flagship's, at 20 epochs (the last row is the flagship itself).
+FLAGSHIP_TRAIN = replace(flagship_train_config(), epochs=20)
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,10 @@ LEVERS: tuple[Lever, ...] = (
     Lever("wide-b128-plateau", "ReduceLROnPlateau instead of cosine", "lenet5-wide",
           replace(FLAGSHIP_TRAIN, augment=False, lr_schedule="plateau")),
     Lever("wide-augment", "+ augmentation (shift, rotation, zoom)", "lenet5-wide", FLAGSHIP_TRAIN),
-    Lever("flagship", "wider LeNet-5 (32/64 filters, 256/128 units, dropout 0.3): the flagship member",
-          "lenet5-wider", FLAGSHIP_TRAIN),
+    Lever("wider-augment", "wider LeNet-5 (32/64 filters, 256/128 units, dropout 0.3)", "lenet5-wider",
+          FLAGSHIP_TRAIN),
+    Lever("flagship", "+ 30 epochs: the flagship member (make ensemble)", str(FLAGSHIP["model"]),
+          flagship_train_config()),
     Lever("wide-augment-tfdata", "wide + augmentation, tf.data pipeline (cache, shuffle, prefetch)", "lenet5-wide",
           replace(FLAGSHIP_TRAIN, input_pipeline="tfdata")),
     Lever("wide-augment-spe8", "wide + augmentation, steps_per_execution 8", "lenet5-wide",
