@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -167,8 +168,11 @@ def test_flagship_cli_end_to_end(kaggle_dir: Path, tmp_path: Path, capsys) -> No
     argv = ["ensemble", "--recipe", "flagship", "--data", str(kaggle_dir), "--members", "2", "--epochs", "1"]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "refit member 2/2" in printed and "submission:" in printed
-    assert (out / "submission.csv").is_file() and len(list((out / REFIT_DIR).glob("*.keras"))) == 2
+    # The flagship trains its members once (no refit: it does not fit the time budget) and predicts with TTA.
+    assert "member 2/2" in printed and "submission:" in printed and "refit" not in printed
+    assert (out / "submission.csv").is_file() and not (out / REFIT_DIR).exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["tta"] == FLAGSHIP["tta"] and metrics["config"]["train"]["augment"] is True
 
 
 def test_levers_table(tiny, tmp_path: Path) -> None:
