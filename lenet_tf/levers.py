@@ -23,12 +23,13 @@ from .data import DigitData, load_data, split_data, subsample
 from .ensemble import FLAGSHIP, flagship_train_config
 from .models import get_builder
 from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
-from .training import TrainConfig, train
+from .training import TrainConfig, train, train_together
 
 LEVERS_DIR = "levers"
 
-# The levers' common settings: the flagship's, at 20 epochs (the last row is the flagship itself).
-FLAGSHIP_TRAIN = replace(flagship_train_config(), epochs=20)
+# The levers' common settings: the flagship's (its member is the `wide-augment` row).
+FLAGSHIP_TRAIN = flagship_train_config()
+FLAGSHIP_MODEL = str(FLAGSHIP["model"])
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Lever:
     description: str
     model: str
     train: TrainConfig
+    together: int = 1  # members trained at once in one graph (training.train_together)
 
 
 # From the reference protocol to the flagship member, one change at a time, then the input
@@ -47,20 +49,21 @@ LEVERS: tuple[Lever, ...] = (
     Lever("classic-reference", "classic LeNet-5, reference protocol (batch 32, patience 5)", "classic", TrainConfig()),
     Lever("wide-reference", "wide LeNet-5, reference protocol (Adam 1e-3, batch 32, patience 5)", "lenet5-wide",
           TrainConfig()),
-    Lever("wide-b128", "+ batch 128, Adam 2e-3, 20 epochs", "lenet5-wide",
+    Lever("wide-b128", f"+ batch 128, Adam 2e-3, {FLAGSHIP_TRAIN.epochs} epochs", "lenet5-wide",
           replace(FLAGSHIP_TRAIN, augment=False, lr_schedule="constant")),
     Lever("wide-b128-cosine", "+ cosine learning-rate decay", "lenet5-wide", replace(FLAGSHIP_TRAIN, augment=False)),
     Lever("wide-b128-plateau", "ReduceLROnPlateau instead of cosine", "lenet5-wide",
           replace(FLAGSHIP_TRAIN, augment=False, lr_schedule="plateau")),
-    Lever("wide-augment", "+ augmentation (shift, rotation, zoom)", "lenet5-wide", FLAGSHIP_TRAIN),
+    Lever("wide-augment", "+ augmentation (shift, rotation, zoom): the flagship member (make ensemble)",
+          FLAGSHIP_MODEL, FLAGSHIP_TRAIN),
     Lever("wider-augment", "wider LeNet-5 (32/64 filters, 256/128 units, dropout 0.3)", "lenet5-wider",
           FLAGSHIP_TRAIN),
-    Lever("flagship", "+ 30 epochs: the flagship member (make ensemble)", str(FLAGSHIP["model"]),
-          flagship_train_config()),
     Lever("wide-augment-tfdata", "wide + augmentation, tf.data pipeline (cache, shuffle, prefetch)", "lenet5-wide",
           replace(FLAGSHIP_TRAIN, input_pipeline="tfdata")),
     Lever("wide-augment-spe8", "wide + augmentation, steps_per_execution 8", "lenet5-wide",
           replace(FLAGSHIP_TRAIN, steps_per_execution=8)),
+    Lever("wide-augment-2in1", "wide + augmentation, 2 members trained at once in one graph (per member)",
+          FLAGSHIP_MODEL, FLAGSHIP_TRAIN, together=2),
 )  # fmt: skip
 
 
@@ -81,7 +84,11 @@ class EpochTimer(keras.callbacks.Callback):
 
 def _same_lever(saved: dict[str, Any], lever: Lever) -> bool:
     """Whether a saved row measured exactly this lever (so it need not be trained again)."""
-    return saved.get("model") == lever.model and saved.get("train") == lever.train.to_dict()
+    return (
+        saved.get("model") == lever.model
+        and saved.get("train") == lever.train.to_dict()
+        and saved.get("together", 1) == lever.together
+    )
 
 
 def measure_levers(
@@ -124,21 +131,33 @@ def measure_levers(
             row = read_json(path) | {"name": lever.name, "description": lever.description}
         else:
             timer = EpochTimer()
-            model, result = train(
-                get_builder(lever.model), split, config=lever.train, seed=seed, progress=progress, callbacks=[timer]
-            )
+            builder = get_builder(lever.model)
+            if lever.together == 1:
+                model, result = train(
+                    builder, split, config=lever.train, seed=seed, progress=progress, callbacks=[timer]
+                )
+                results = [result]
+            else:
+                seeds = [seed + i for i in range(lever.together)]
+                models, results = train_together(
+                    builder, split, members=lever.together, config=lever.train, seeds=seeds, progress=progress,
+                    callbacks=[timer],
+                )  # fmt: skip
+                model = models[0]
+            # Per member: a joint training's time is shared by its members.
             row = {
                 "name": lever.name,
                 "description": lever.description,
                 "model": lever.model,
                 "parameters": model.count_params(),
                 "train": lever.train.to_dict(),
-                "val_accuracy": result.val_accuracy,
-                "best_epoch": result.best_epoch,
-                "epochs_run": result.epochs_run,
-                "seconds": round(result.seconds, 1),
+                "together": lever.together,
+                "val_accuracy": float(np.mean([r.val_accuracy for r in results])),
+                "best_epoch": results[0].best_epoch,
+                "epochs_run": results[0].epochs_run,
+                "seconds": round(sum(r.seconds for r in results) / len(results), 1),
                 # The first epoch also compiles the graph: the median of the others is the pace.
-                "seconds_per_epoch": round(float(np.median(timer.seconds[1:] or timer.seconds)), 2),
+                "seconds_per_epoch": round(float(np.median(timer.seconds[1:] or timer.seconds)) / lever.together, 2),
             }
             write_json(path, row)
         echo(f"{lever.name}: val accuracy {row['val_accuracy']:.4f} in {row['seconds']:.0f}s")

@@ -157,9 +157,10 @@ def run_training(
     predict_started = time.perf_counter()
     metrics = _evaluate(ensemble, split, data, tta=spec.tta)
     if spec.tta:  # what the augmented copies add, on the same members
-        plain = _evaluate(ensemble, split, data, sets=("val",))
-        metrics["without_tta"] = {"val_accuracy": plain["ensemble"]["val_accuracy"],
-                                  "member_val_accuracy": plain["member_val_accuracy"]}  # fmt: skip
+        plain = _evaluate(ensemble, split, data, sets=("val", "test"))
+        metrics["without_tta"] = plain["ensemble"] | {
+            key: value for key, value in plain.items() if key.startswith("member_")
+        }
     predict_seconds = time.perf_counter() - predict_started
 
     refit_seconds = 0.0
@@ -284,11 +285,13 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
     summary = [[name.replace("_accuracy", ""), value] for name, value in ensemble.items()]
     text.append("\n## Averaged probabilities\n\n" + markdown_table(["set", "accuracy"], summary))
     if metrics.get("tta"):
-        without = metrics.get("without_tta", {}).get("val_accuracy")
+        without = metrics.get("without_tta", {})
+        plain = [f"{name.replace('_accuracy', '')} {value:.4f}" for name, value in without.items() if name in
+                 ("val_accuracy", "test_accuracy")]  # fmt: skip
         text.append(
             f"\nTest-time augmentation: {metrics['tta']} augmented copies of each image averaged in"
-            " (validation and submission)"
-            + (f"; validation accuracy without them: {without:.4f}.\n" if without is not None else ".\n")
+            " (every set above and the submission)"
+            + (f"; without them: {', '.join(plain)}.\n" if plain else ".\n")
         )
     first_k = metrics.get("first_k_val_accuracy", [])
     if len(first_k) > 1:

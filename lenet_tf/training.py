@@ -321,3 +321,84 @@ def predict_proba(
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(labels)))
+
+
+def train_together(
+    builder: Callable[[], keras.Model],
+    split: Split,
+    *,
+    members: int,
+    config: TrainConfig = TrainConfig(),
+    seeds: list[int] | None = None,
+    progress: bool = True,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> tuple[list[keras.Model], list[FitResult]]:
+    """Train ``members`` models of ``builder`` at once, as the branches of one graph.
+
+    Every step runs all members on the same (augmented) batch: one larger graph keeps the cores
+    busier than several small ones. The branches share no weights and the loss is their sum, so
+    each member gets exactly its own gradient; with its own seed each starts elsewhere. All
+    members run ``config.epochs`` epochs (no early stopping: a joint stop would cut every
+    member at once) and keep their last weights; each result records its best validation epoch.
+    """
+    config.validate()
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise LenetError(f"members must be an integer ≥ 1, got {members!r}")
+    seeds = list(range(members)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != members:
+        raise LenetError(f"{members} members need {members} seeds, got {len(seeds)}")
+    if config.lr_schedule == "plateau":
+        raise LenetError("members trained together take --lr-schedule constant or cosine, not plateau")
+    models = []
+    for index, seed in enumerate(seeds):
+        set_seed(seed)
+        model = builder()
+        model.name = f"{model.name}_{index + 1}"  # a graph's layers need distinct names
+        models.append(model)
+    set_seed(seeds[0])
+    inputs = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE, 1))
+    features = augmentation(seeds[0])(inputs) if config.augment else inputs
+    joint = keras.Model(inputs, [model(features) for model in models], name="members_together")
+    optimizer = keras.optimizers.Adam(
+        config.learning_rate or float(keras.ops.convert_to_numpy(models[0].optimizer.learning_rate))
+    )
+    joint.compile(
+        optimizer=optimizer,
+        loss=[models[0].loss] * members,
+        metrics=[["accuracy"] for _ in models],
+        steps_per_execution=config.steps_per_execution,
+    )
+    all_callbacks = _schedule(joint, config)
+    if progress:
+        all_callbacks.append(TqdmCallback(verbose=0, desc=f"{members} members", leave=False))
+    all_callbacks.extend(callbacks or [])
+    x_val, y_val = prepare(split.x_val), split.y_val
+    start = time.perf_counter()
+    history = joint.fit(
+        prepare(split.x_train), [split.y_train] * members, batch_size=config.batch_size, epochs=config.epochs,
+        validation_data=(x_val, [y_val] * members), validation_batch_size=PREDICT_BATCH, shuffle=True,
+        callbacks=all_callbacks, verbose=0,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    results = []
+    for model, seed in zip(models, seeds, strict=True):
+        # Keras names each output's metrics after its branch, the member's model name.
+        logs = {
+            f"{prefix}{key}": [float(v) for v in history.history[f"{prefix}{model.name}_{key}"]]
+            for prefix in ("", "val_")
+            for key in ("accuracy", "loss")
+        }
+        best = int(np.argmax(logs["val_accuracy"]))
+        results.append(
+            FitResult(
+                history=logs,
+                best_epoch=best + 1,
+                epochs_run=len(logs["accuracy"]),
+                train_accuracy=logs["accuracy"][-1],
+                val_accuracy=logs["val_accuracy"][-1],  # the kept (last) weights'
+                seconds=seconds / members,
+                seed=seed,
+                extra={"best_val_accuracy": logs["val_accuracy"][best], "trained_together": members},
+            )
+        )
+    return models, results

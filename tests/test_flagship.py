@@ -18,7 +18,7 @@ from lenet_tf.errors import LenetError
 from lenet_tf.levers import measure_levers
 from lenet_tf.models import BUILDERS, wide_lenet5
 from lenet_tf.pipeline import JobSpec, run_training
-from lenet_tf.training import TrainConfig, _schedule, fit, predict_proba, refit, train
+from lenet_tf.training import TrainConfig, _schedule, fit, predict_proba, refit, train, train_together
 
 FAST = TrainConfig(epochs=2, batch_size=64, patience=2)
 
@@ -101,6 +101,29 @@ def test_tfdata_and_steps_per_execution_train_the_same_model(tiny) -> None:
     assert data_result.epochs_run == 2 and data_result.val_accuracy > 0.3
 
 
+def test_members_trained_together_learn_as_if_alone(tiny) -> None:
+    split = split_data(tiny, "deployment")
+    models, results = train_together(wide_lenet5, split, members=2, config=FAST, seeds=[0, 1], progress=False)
+    assert [r.seed for r in results] == [0, 1] and [r.epochs_run for r in results] == [2, 2]
+    assert [m.name for m in models] == ["wide_lenet5_1", "wide_lenet5_2"]
+    assert not np.allclose(models[0].get_weights()[0], models[1].get_weights()[0])
+    # The summed loss gives each branch its own gradient: with one whole-set batch per epoch (so the
+    # shuffle order cannot matter), member 1 follows the lone training of seed 0 step for step.
+    whole = replace(FAST, epochs=3, patience=3, batch_size=len(split.y_train))
+    together, _ = train_together(wide_lenet5, split, members=2, config=whole, seeds=[0, 1], progress=False)
+    # refit keeps the last weights, as train_together does (train would restore the best epoch's).
+    alone, _ = refit(wide_lenet5, split.x_train, split.y_train, epochs=3, config=whole, seed=0, progress=False)
+    for mine, lone in zip(together[0].get_weights(), alone.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, lone, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(
+        predict_proba(models[0], tiny.test_images).sum(axis=1), 1.0, rtol=1e-5
+    )  # a plain member again, usable on its own
+    with pytest.raises(LenetError, match="not plateau"):
+        train_together(wide_lenet5, split, members=2, config=replace(FAST, lr_schedule="plateau"), progress=False)
+    with pytest.raises(LenetError, match="2 members need 2 seeds"):
+        train_together(wide_lenet5, split, members=2, config=FAST, seeds=[0], progress=False)
+
+
 def test_refit_trains_a_fixed_number_of_epochs_without_validation(tiny) -> None:
     model, result = refit(wide_lenet5, tiny.train_images, tiny.train_labels, epochs=3, config=FAST, progress=False)
     assert result.epochs_run == 3 and result.best_epoch == 3
@@ -177,11 +200,12 @@ def test_flagship_cli_end_to_end(kaggle_dir: Path, tmp_path: Path, capsys) -> No
 
 def test_levers_table(tiny, tmp_path: Path) -> None:
     rows = measure_levers(
-        tmp_path / "levers", data=tiny, names=("wide-b128", "wide-augment-spe8"), epochs=1, progress=False,
-        echo=lambda _: None,
+        tmp_path / "levers", data=tiny, names=("wide-b128", "wide-augment-spe8", "wide-augment-2in1"), epochs=1,
+        progress=False, echo=lambda _: None,
     )  # fmt: skip
-    assert [r["name"] for r in rows] == ["wide-b128", "wide-augment-spe8"]
+    assert [r["name"] for r in rows] == ["wide-b128", "wide-augment-spe8", "wide-augment-2in1"]
     assert all(r["epochs_run"] == 1 and r["seconds_per_epoch"] > 0 for r in rows)
+    assert [r["together"] for r in rows] == [1, 1, 2]
     table = (tmp_path / "levers" / "levers.md").read_text()
     assert "| wide-augment-spe8 |" in table and "120,382" in table
     with pytest.raises(LenetError, match="unknown lever 'fastest'"):
