@@ -3,6 +3,8 @@
 * training throughput (images/s) of each registered model through the package's training path
   (:func:`lenet_tf.training.fit`) against a plain ``model.fit`` on numpy arrays at the same batch
   size, the two measured alternately epoch by epoch, median after a warm-up epoch;
+* the flagship member's training pace under its input-pipeline options (numpy arrays, more steps
+  per call, tf.data, several members in one graph), alternated round by round, as ratios;
 * inference throughput of a 10-member ensemble on 28,000 images;
 * data load time (CSV/zip parsing and validation);
 * end-to-end stages of a small ensemble job (load, train per member, predict, write) and the
@@ -22,17 +24,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .data import DigitData, load_data, prepare, split_data, subsample
-from .ensemble import Ensemble
+from .ensemble import FLAGSHIP, Ensemble, flagship_train_config
 from .errors import LenetError
 from .models import BUILDERS, get_builder
 from .runs import environment, markdown_table, write_json, write_text
-from .training import TrainConfig, fit, set_seed
+from .training import TrainConfig, _inputs, _trainer, fit, members_together, set_seed
 
 
 def training_throughput(data: DigitData, model: str, *, images: int, epochs: int, batch_size: int) -> dict[str, Any]:
@@ -66,6 +69,49 @@ def training_throughput(data: DigitData, model: str, *, images: int, epochs: int
         "plain_images_per_s": reference,
         "ratio_package_to_plain": package / reference,
     }
+
+
+# The flagship's pace options, each against one step per call on numpy arrays (the first).
+PACE_OPTIONS: tuple[tuple[str, dict[str, Any], int], ...] = (
+    ("numpy, 1 step per call", {"steps_per_execution": 1}, 1),
+    ("numpy, steps_per_execution 8", {"steps_per_execution": 8}, 1),
+    ("tf.data (cache, shuffle, prefetch)", {"steps_per_execution": 1, "input_pipeline": "tfdata"}, 1),
+    ("2 members in one graph", {"steps_per_execution": 1}, 2),
+    ("2 members in one graph, steps_per_execution 8", {"steps_per_execution": 8}, 2),
+)
+
+
+def flagship_pace(data: DigitData, *, images: int, epochs: int) -> list[dict[str, Any]]:
+    """Member-images/s of the flagship member's training (augmentation, batch 128) under each of
+    :data:`PACE_OPTIONS`, their epochs alternated round by round (median after a warm-up round),
+    training only; a joint graph of k members counts k member-images per image."""
+    split = split_data(subsample(data, min(len(data.train_labels), images * 2)), "deployment")
+    x, y = prepare(split.x_train[:images]), split.y_train[:images]
+    base = flagship_train_config()
+    runners = []
+    for _label, changes, members in PACE_OPTIONS:
+        config = replace(base, **changes)
+        if members == 1:
+            set_seed(0)
+            trainer = _trainer(get_builder(str(FLAGSHIP["model"]))(), config, seed=0)
+            inputs, targets, options = _inputs(x, y, config, 0, training=True)
+        else:
+            trainer, _ = members_together(get_builder(str(FLAGSHIP["model"])), config, list(range(members)))
+            inputs, targets, options = x, [y] * members, {"batch_size": config.batch_size, "shuffle": True}
+        runners.append((trainer, inputs, targets, options))
+    rates: list[list[float]] = [[] for _ in PACE_OPTIONS]
+    for round_ in range(epochs + 1):  # round 0 warms every graph up (tracing)
+        for index, (trainer, inputs, targets, options) in enumerate(runners):
+            start = time.perf_counter()
+            trainer.fit(inputs, targets, epochs=1, verbose=0, **options)
+            if round_:
+                rates[index].append(PACE_OPTIONS[index][2] * len(x) / (time.perf_counter() - start))
+    first = statistics.median(rates[0])
+    return [
+        {"option": label, "members_per_graph": members, "member_images_per_s": statistics.median(r),
+         "ratio_to_first": statistics.median(r) / first}
+        for (label, _changes, members), r in zip(PACE_OPTIONS, rates, strict=True)
+    ]  # fmt: skip
 
 
 def inference_throughput(members: int = 10, images: int = 28_000, repeats: int = 3) -> dict[str, Any]:
@@ -118,6 +164,7 @@ def run(source: str | None, out: Path, *, quick: bool = False) -> dict[str, Any]
     results["training"] = [
         training_throughput(data, name, images=images, epochs=epochs, batch_size=32) for name in BUILDERS
     ]
+    results["flagship_pace"] = flagship_pace(data, images=1024 if quick else 8192, epochs=2 if quick else 4)
     results["inference"] = inference_throughput(members=10, images=2_800 if quick else 28_000)
     results["pipeline"] = pipeline_stages(
         "sample" if source is None else str(source), members=2, max_train=1000 if quick else 5000, epochs=2
@@ -143,6 +190,15 @@ def benchmark_markdown(results: dict[str, Any]) -> str:
         for t in results["training"]
     ]  # fmt: skip
     lines.append(markdown_table(["model", "batch", "images", "package fit", "plain model.fit", "ratio"], rows))
+    pace = results.get("flagship_pace")
+    if pace:
+        lines.append(
+            "\n## Flagship member training pace (augmentation, batch 128; member-images/s, alternated rounds)\n\n"
+            + markdown_table(
+                ["option", "member-images/s", "ratio"],
+                [[p["option"], f"{p['member_images_per_s']:.0f}", f"{p['ratio_to_first']:.2f}"] for p in pace],
+            )
+        )
     inf = results["inference"]
     lines.append(
         f"\n## Inference\n\n{inf['members']}-member optimized ensemble on {inf['images']:,} images: "

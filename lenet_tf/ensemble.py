@@ -30,12 +30,14 @@ FLAGSHIP: dict[str, object] = {
     "learning_rate": 2e-3,
     "refit": False,  # measured, but retraining on all labels does not fit the 30-minute budget
     "tta": 4,
+    # 8 training steps per call into the graph: the same arithmetic, ~1.5x the pace on 2 cores.
+    "steps_per_execution": 8,
 }
 
 
 def flagship_train_config() -> TrainConfig:
     """The flagship's :class:`TrainConfig` (its FLAGSHIP entries that are fit options)."""
-    names = ("epochs", "batch_size", "patience", "augment", "lr_schedule", "learning_rate")
+    names = ("epochs", "batch_size", "patience", "augment", "lr_schedule", "learning_rate", "steps_per_execution")
     return TrainConfig(**{name: FLAGSHIP[name] for name in names})
 
 

@@ -323,30 +323,15 @@ def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(labels)))
 
 
-def train_together(
-    builder: Callable[[], keras.Model],
-    split: Split,
-    *,
-    members: int,
-    config: TrainConfig = TrainConfig(),
-    seeds: list[int] | None = None,
-    progress: bool = True,
-    callbacks: list[keras.callbacks.Callback] | None = None,
-) -> tuple[list[keras.Model], list[FitResult]]:
-    """Train ``members`` models of ``builder`` at once, as the branches of one graph.
+def members_together(
+    builder: Callable[[], keras.Model], config: TrainConfig, seeds: list[int]
+) -> tuple[keras.Model, list[keras.Model]]:
+    """One compiled graph whose branches are ``len(seeds)`` models of ``builder`` (each built
+    with its seed) on a shared input, behind the augmentation when ``config.augment``.
 
-    Every step runs all members on the same (augmented) batch: one larger graph keeps the cores
-    busier than several small ones. The branches share no weights and the loss is their sum, so
-    each member gets exactly its own gradient; with its own seed each starts elsewhere. All
-    members run ``config.epochs`` epochs (no early stopping: a joint stop would cut every
-    member at once) and keep their last weights; each result records its best validation epoch.
+    The branches share no weights and the loss is their sum, so each member gets exactly its
+    own gradient. Returns the joint model and the (plain, saveable) members.
     """
-    config.validate()
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise LenetError(f"members must be an integer ≥ 1, got {members!r}")
-    seeds = list(range(members)) if seeds is None else [int(s) for s in seeds]
-    if len(seeds) != members:
-        raise LenetError(f"{members} members need {members} seeds, got {len(seeds)}")
     if config.lr_schedule == "plateau":
         raise LenetError("members trained together take --lr-schedule constant or cosine, not plateau")
     models = []
@@ -359,15 +344,39 @@ def train_together(
     inputs = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE, 1))
     features = augmentation(seeds[0])(inputs) if config.augment else inputs
     joint = keras.Model(inputs, [model(features) for model in models], name="members_together")
-    optimizer = keras.optimizers.Adam(
-        config.learning_rate or float(keras.ops.convert_to_numpy(models[0].optimizer.learning_rate))
-    )
+    rate = config.learning_rate or float(keras.ops.convert_to_numpy(models[0].optimizer.learning_rate))
     joint.compile(
-        optimizer=optimizer,
-        loss=[models[0].loss] * members,
+        optimizer=keras.optimizers.Adam(rate),
+        loss=[models[0].loss] * len(models),
         metrics=[["accuracy"] for _ in models],
         steps_per_execution=config.steps_per_execution,
     )
+    return joint, models
+
+
+def train_together(
+    builder: Callable[[], keras.Model],
+    split: Split,
+    *,
+    members: int,
+    config: TrainConfig = TrainConfig(),
+    seeds: list[int] | None = None,
+    progress: bool = True,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> tuple[list[keras.Model], list[FitResult]]:
+    """Train ``members`` models of ``builder`` at once, as the branches of one graph
+    (:func:`members_together`): every step runs all members on the same (augmented) batch, and
+    one larger graph keeps the cores busier than several small ones. All members run
+    ``config.epochs`` epochs (no early stopping: a joint stop would cut every member at once)
+    and keep their last weights; each result records its best validation epoch too.
+    """
+    config.validate()
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise LenetError(f"members must be an integer ≥ 1, got {members!r}")
+    seeds = list(range(members)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != members:
+        raise LenetError(f"{members} members need {members} seeds, got {len(seeds)}")
+    joint, models = members_together(builder, config, seeds)
     all_callbacks = _schedule(joint, config)
     if progress:
         all_callbacks.append(TqdmCallback(verbose=0, desc=f"{members} members", leave=False))
