@@ -521,7 +521,7 @@ def _run(args: argparse.Namespace) -> None:
 
         for name, builder in BUILDERS.items():
             model = builder()
-            print(f"{name:10s} {model.name:16s} {model.count_params():>7,d} parameters")
+            print(f"{name:13s} {model.name:16s} {model.count_params():>7,d} parameters")
         return
     if args.command == "compare":
         from .report import compare
