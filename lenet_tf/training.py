@@ -344,9 +344,12 @@ def members_together(
     inputs = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE, 1))
     features = augmentation(seeds[0])(inputs) if config.augment else inputs
     joint = keras.Model(inputs, [model(features) for model in models], name="members_together")
-    rate = config.learning_rate or float(keras.ops.convert_to_numpy(models[0].optimizer.learning_rate))
+    # A fresh copy of the members' own optimizer (SGD for the classic LeNet-5, Adam for most).
+    optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(models[0].optimizer))
+    if config.learning_rate is not None:
+        optimizer.learning_rate = float(config.learning_rate)
     joint.compile(
-        optimizer=keras.optimizers.Adam(rate),
+        optimizer=optimizer,
         loss=[models[0].loss] * len(models),
         metrics=[["accuracy"] for _ in models],
         steps_per_execution=config.steps_per_execution,

@@ -118,6 +118,11 @@ def test_members_trained_together_learn_as_if_alone(tiny) -> None:
     np.testing.assert_allclose(
         predict_proba(models[0], tiny.test_images).sum(axis=1), 1.0, rtol=1e-5
     )  # a plain member again, usable on its own
+    # The joint graph trains with the members' own optimizer: the classic LeNet-5's SGD with momentum.
+    together, _ = train_together(BUILDERS["classic"], split, members=2, config=whole, seeds=[0, 1], progress=False)
+    alone, _ = refit(BUILDERS["classic"], split.x_train, split.y_train, epochs=3, config=whole, seed=0, progress=False)
+    for mine, lone in zip(together[0].get_weights(), alone.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, lone, rtol=1e-3, atol=1e-5)
     with pytest.raises(LenetError, match="not plateau"):
         train_together(wide_lenet5, split, members=2, config=replace(FAST, lr_schedule="plateau"), progress=False)
     with pytest.raises(LenetError, match="2 members need 2 seeds"):
