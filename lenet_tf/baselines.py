@@ -41,7 +41,7 @@ from .evaluation import heldout_metrics, repeat_seed
 from .pipeline import prepare_job
 from .plots import plot_baseline_grids
 from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
-from .stats import pm, summarize
+from .stats import ci_text, pm, pm_at, summarize
 from .training import accuracy
 
 KNN_K = (3, 10, 50, 100)
@@ -321,7 +321,7 @@ def baselines_markdown(result: dict[str, Any]) -> str:
         s = c["summary"]
         test = s["test_accuracy"]
         rows.append(
-            [c["label"], pm(s["val_accuracy"], 4), pm(test, 4), f"[{test['ci_low']:.4f}, {test['ci_high']:.4f}]",
+            [c["label"], pm(s["val_accuracy"], 4), pm(test, 4), ci_text(test),
              f"{np.mean(s['roc_auc']['mean']):.4f}", f"{s['fit_seconds']['mean']:.2f}",
              f"{s['predict_seconds']['mean']:.2f}", test["n"]]
         )  # fmt: skip
@@ -337,10 +337,7 @@ def baselines_markdown(result: dict[str, Any]) -> str:
                   f"{b['summary']['predict_seconds']['mean']:.2f}"] for b in best],
             )
         )  # fmt: skip
-        auc_rows = [
-            [d, *(f"{b['summary']['roc_auc']['mean'][d]:.4f} ± {b['summary']['roc_auc']['std'][d]:.4f}" for b in best)]
-            for d in range(N_CLASSES)
-        ]
+        auc_rows = [[d, *(pm_at(b["summary"]["roc_auc"], d) for b in best)] for d in range(N_CLASSES)]
         lines.append(
             "\n### ROC AUC (one vs rest, test)\n\n" + markdown_table(["digit", *(b["label"] for b in best)], auc_rows)
         )

@@ -35,7 +35,7 @@ from .models import model_title
 from .pipeline import prepare_job
 from .plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot_roc_curves
 from .runs import atomic_write, environment, markdown_table, open_run, read_json, write_json, write_text
-from .stats import pm, summarize
+from .stats import ci_text, pm, pm_at, summarize
 from .training import FitResult, TrainConfig, accuracy
 
 REPEATS_DIR = "repeats"
@@ -205,10 +205,10 @@ def evaluation_markdown(result: dict[str, Any]) -> str:
     rows = []
     for s in SETS:
         figure = summary[f"{s}_accuracy"]
-        rows.append([s, pm(figure), f"[{figure['ci_low']:.4f}, {figure['ci_high']:.4f}]"])
+        rows.append([s, pm(figure), ci_text(figure)])
     lines.append(markdown_table(["accuracy", "mean ± std", "95 % CI"], rows))
     auc = summary["roc_auc"]
-    auc_rows = [[d, f"{auc['mean'][d]:.{digits}f} ± {auc['std'][d]:.{digits}f}"] for d in range(N_CLASSES)]
+    auc_rows = [[d, pm_at(auc, d, digits)] for d in range(N_CLASSES)]
     lines.append("\n## ROC AUC (one vs rest, test)\n\n" + markdown_table(["digit", "mean ± std"], auc_rows))
     per_repeat = [
         [r["repeat"], f"{r['train_accuracy']:.4f}", f"{r['val_accuracy']:.4f}", f"{r['test_accuracy']:.4f}",

@@ -290,8 +290,7 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
                  ("val_accuracy", "test_accuracy")]  # fmt: skip
         text.append(
             f"\nTest-time augmentation: {metrics['tta']} augmented copies of each image averaged in"
-            " (every set above and the submission)"
-            + (f"; without them: {', '.join(plain)}.\n" if plain else ".\n")
+            " (every set above and the submission)" + (f"; without them: {', '.join(plain)}.\n" if plain else ".\n")
         )
     first_k = metrics.get("first_k_val_accuracy", [])
     if len(first_k) > 1:

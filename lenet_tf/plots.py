@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from .runs import atomic_write  # noqa: E402
+from .stats import pm_at  # noqa: E402
 
 
 def plot_convergence(histories: Sequence[dict[str, list[float]]], path: str | Path, title: str) -> Path:
@@ -63,7 +64,7 @@ def plot_roc_curves(
             curves.append(np.interp(grid, fpr, tpr))
         ax.plot(
             grid, np.mean(curves, axis=0), color=colors(digit),
-            label=f"{digit}: AUC {auc['mean'][digit]:.4f} ± {auc['std'][digit]:.4f}",
+            label=f"{digit}: AUC {pm_at(auc, digit)}",
         )  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlim(1e-4, 1)

@@ -7,6 +7,7 @@ from typing import Any
 
 from .errors import LenetError
 from .runs import markdown_table, read_json, write_text
+from .stats import pm, pm_at
 
 # Reference study (Demichelis 2025): mean ± std over 10 repeated trainings, 25,200/8,400/8,400 split.
 REFERENCE: dict[tuple[str, int], dict[str, Any]] = {
@@ -52,7 +53,7 @@ def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         ours = {s: summary[f"{s}_accuracy"] for s in ("train", "val", "test")}
         row = [_label(model, members), ours["test"]["n"]]
         for s in ("train", "val", "test"):
-            row.append(f"{ours[s]['mean']:.3f} ± {ours[s]['std']:.3f}")
+            row.append(pm(ours[s], 3))
             row.append(f"{ref[s][0]:.3f} ± {ref[s][1]:.3f}" if ref else "—")
         row.append(f"`{path.parent}`")
         rows.append(row)
@@ -61,7 +62,7 @@ def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
             reference = f"{ref['roc_auc'][digit][0]:.{digits}f} ± {ref['roc_auc'][digit][1]:.{digits}f}" if ref else "—"
             auc_rows.append([
                 _label(model, members), digit,
-                f"{auc['mean'][digit]:.{digits}f} ± {auc['std'][digit]:.{digits}f}", reference,
+                pm_at(auc, digit, digits), reference,
             ])  # fmt: skip
     headers = ["model", "repeats", "train (ours)", "train (ref)", "val (ours)", "val (ref)", "test (ours)",
                "test (ref)", "run"]  # fmt: skip

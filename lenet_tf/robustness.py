@@ -45,7 +45,7 @@ from .models import INPUT_SHAPE, LeNetHParams, get_builder, lenet, model_title
 from .pipeline import prepare_job
 from .plots import plot_accuracy_vs_epsilon
 from .runs import CONFIG_FILE, environment, markdown_table, open_run, read_json, save_model, write_json, write_text
-from .stats import summarize
+from .stats import pm, summarize
 from .training import FitResult, TrainConfig, accuracy, fit, set_seed
 
 EPSILONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
@@ -488,7 +488,7 @@ def robustness_markdown(result: dict[str, Any], title: str) -> str:
     ]
     headers = ["ε", *(_variant_label(v, config["train_epsilon"], config.get("run")) for v in variants)]
     rows = [
-        [f"{e:g}", *(f"{summary[v][_epsilon_key(e)]['mean']:.4f} ± {summary[v][_epsilon_key(e)]['std']:.4f}"
+        [f"{e:g}", *(pm(summary[v][_epsilon_key(e)], 4)
                      for v in variants)]
         for e in epsilons
     ]  # fmt: skip

@@ -35,5 +35,20 @@ def summarize(values: Sequence[float] | np.ndarray, confidence: float = 0.95) ->
 
 
 def pm(summary: dict[str, Any], digits: int = 3) -> str:
-    """``mean ± std`` text of a scalar summary."""
+    """``mean ± std`` text of a scalar summary; the mean alone when it rests on one value
+    (a spread of one run is undefined, and "± 0" would claim it was measured)."""
+    if summary.get("n", 2) < 2:
+        return f"{summary['mean']:.{digits}f}"
     return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
+
+
+def pm_at(summary: dict[str, Any], index: int, digits: int = 4) -> str:
+    """:func:`pm` of entry ``index`` of a per-class summary (ROC AUC per digit)."""
+    return pm({"n": summary.get("n", 2), "mean": summary["mean"][index], "std": summary["std"][index]}, digits)
+
+
+def ci_text(summary: dict[str, Any], digits: int = 4) -> str:
+    """``[low, high]`` text of a scalar summary's confidence interval; ``n/a`` for one value."""
+    if summary.get("n", 2) < 2:
+        return "n/a"
+    return f"[{summary['ci_low']:.{digits}f}, {summary['ci_high']:.{digits}f}]"

@@ -51,7 +51,7 @@ from .plots import (
     plot_learning_rate_grid,
 )
 from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
-from .stats import pm, summarize
+from .stats import ci_text, pm, summarize
 from .training import TrainConfig, accuracy, fit, set_seed
 
 CONFIGURATIONS_DIR = "configurations"
@@ -380,7 +380,7 @@ def study_markdown(result: dict[str, Any]) -> str:
         test = s["test_accuracy"]
         rows.append(
             [label, _settings(configurations[label]), pm(s["train_accuracy"], 4), pm(s["val_accuracy"], 4),
-             pm(test, 4), f"[{test['ci_low']:.4f}, {test['ci_high']:.4f}]", pm(s["epochs_run"], 1),
+             pm(test, 4), ci_text(test), pm(s["epochs_run"], 1),
              pm(s["seconds"], 0), test["n"]]
         )  # fmt: skip
     headers = ["configuration", "settings", "train", "val", "test", "test 95 % CI", "epochs", "seconds", "repeats"]

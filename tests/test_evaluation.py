@@ -11,7 +11,7 @@ from lenet_tf.errors import LenetError
 from lenet_tf.evaluation import EvaluationSpec, evaluate, repeat_metrics, summarize_repeats
 from lenet_tf.learning_curve import LearningCurveSpec, curve_summary, learning_curve, parse_fractions
 from lenet_tf.report import compare
-from lenet_tf.stats import summarize
+from lenet_tf.stats import ci_text, pm, pm_at, summarize
 from lenet_tf.training import FitResult, TrainConfig
 
 
@@ -26,6 +26,10 @@ def test_summary_statistics_by_hand() -> None:
     assert per_class["mean"] == [0.5, 0.0] and per_class["std"] == pytest.approx([np.sqrt(0.5), 0.0])
     single = summarize([0.9])
     assert single["std"] == 0.0 and single["ci_low"] == single["ci_high"] == 0.9
+    # Reports state one run's figure alone: no "± 0" spread and no zero-width interval.
+    assert pm(single, 4) == "0.9000" and ci_text(single) == "n/a"
+    assert pm(summary, 2) == "0.97 ± 0.01" and ci_text(summary, 2) == f"[{0.97 - half:.2f}, {0.97 + half:.2f}]"
+    assert pm_at(per_class, 0, 3) == f"0.500 ± {np.sqrt(0.5):.3f}"
 
 
 class _FixedScores:
