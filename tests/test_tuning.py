@@ -239,6 +239,7 @@ def test_chief_and_two_workers_on_loopback(kaggle_dir: Path, tmp_path: Path) -> 
                 process.kill()
 
     table = pd.read_csv(out / "trials.csv", dtype={"trial_id": str})
+    print("\n" + table[["trial_id", "tuner_id", "status", "val_accuracy", "epochs", "seconds"]].to_string(index=False))
     assert len(table) == 4 and set(table["status"]) == {"COMPLETED"}
     assert set(table["tuner_id"]) == {"w1", "w2"}
     ran = {name: logs[name].read_text().count(f"{name}: trial ") for name in ("w1", "w2")}
