@@ -201,7 +201,7 @@ def plot_hparam_importance(
         ax.set_axis_off()
     if note and not len(names):
         ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", wrap=True)
-    ax.set_title(f"Hyperparameter importance (permutation, random forest): {title}")
+    ax.set_title(f"Hyperparameter importance (permutation, random forest)\n{title}")
     return _save(fig, path)
 
 

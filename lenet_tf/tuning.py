@@ -601,8 +601,18 @@ def hparam_importance(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame 
     from sklearn.inspection import permutation_importance
 
     done = table[table["status"] == "COMPLETED"]
+    which = "completed trials"
+    if "epoch_budget" in done and done["epoch_budget"].nunique() > 1:
+        # Hyperband trains trials for different epoch budgets (and continues the best): a 10-epoch
+        # score beats a 2-epoch one whatever the hyperparameters, so compare equal budgets only.
+        fresh = done[done["initial_epoch"].fillna(0) == 0]
+        budget = fresh["epoch_budget"].value_counts().idxmax()
+        done = fresh[fresh["epoch_budget"] == budget]
+        which = f"Hyperband trials trained from scratch for {int(budget)} epochs (equal budgets only)"
     if len(done) < MIN_TRIALS_FOR_IMPORTANCE:
-        return None, f"importance needs ≥ {MIN_TRIALS_FOR_IMPORTANCE} completed trials; this search has {len(done)}"
+        return None, (
+            f"importance needs ≥ {MIN_TRIALS_FOR_IMPORTANCE} comparable completed trials; this search has {len(done)}"
+        )
     y = done[OBJECTIVE].astype(float).to_numpy()
     if np.ptp(y) == 0:
         return None, f"all {len(done)} completed trials have the same {OBJECTIVE}: nothing to explain"
@@ -613,7 +623,7 @@ def hparam_importance(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame 
         {"hyperparameter": x.columns, "importance": result.importances_mean, "std": result.importances_std}
     ).sort_values("importance", ascending=False, ignore_index=True)
     note = (
-        f"random forest ({FOREST_TREES} trees) on {len(done)} completed trials; importance = mean drop of its R²"
+        f"random forest ({FOREST_TREES} trees) on {len(done)} {which}; importance = mean drop of its R²"
         f" when a hyperparameter's column is shuffled ({PERMUTATION_REPEATS} repeats); only indicative with few trials"
     )
     return importance, note

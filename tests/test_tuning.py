@@ -139,7 +139,14 @@ def test_importance_ranks_the_hyperparameter_that_matters() -> None:
     importance, _ = hparam_importance(pd.DataFrame(rows))
     assert importance is not None and importance["hyperparameter"][0] == "filters_2"
     few, note = hparam_importance(pd.DataFrame(rows[:2]))
-    assert few is None and "≥ 3 completed trials" in note
+    assert few is None and "≥ 3 comparable completed trials" in note
+    # Hyperband: continued trials with longer budgets score higher whatever filters_2 is; ranked on
+    # the equal-budget fresh trials, filters_2 still comes first and the note says which were used.
+    fresh = [r | {"epoch_budget": 2, "initial_epoch": 0} for r in rows]
+    continued = [r | {"epoch_budget": 10, "initial_epoch": 2, "val_accuracy": 0.99, "units_1": 32} for r in rows[:8]]
+    importance, note = hparam_importance(pd.DataFrame(fresh + continued))
+    assert importance is not None and importance["hyperparameter"][0] == "filters_2"
+    assert "40 Hyperband trials trained from scratch for 2 epochs" in note
 
 
 def test_optimized_model_uses_the_search_result_when_present(tmp_path: Path, monkeypatch) -> None:
