@@ -47,8 +47,10 @@ def pm_at(summary: dict[str, Any], index: int, digits: int = 4) -> str:
     return pm({"n": summary.get("n", 2), "mean": summary["mean"][index], "std": summary["std"][index]}, digits)
 
 
-def ci_text(summary: dict[str, Any], digits: int = 4) -> str:
-    """``[low, high]`` text of a scalar summary's confidence interval; ``n/a`` for one value."""
+def ci_text(summary: dict[str, Any], digits: int = 4, *, bounds: tuple[float, float] = (0.0, 1.0)) -> str:
+    """``[low, high]`` text of a scalar summary's confidence interval, clipped to ``bounds`` (an
+    accuracy's [0, 1]: a t interval over few repeats can reach past them); ``n/a`` for one value."""
     if summary.get("n", 2) < 2:
         return "n/a"
-    return f"[{summary['ci_low']:.{digits}f}, {summary['ci_high']:.{digits}f}]"
+    low, high = max(summary["ci_low"], bounds[0]), min(summary["ci_high"], bounds[1])
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"

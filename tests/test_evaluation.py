@@ -30,6 +30,7 @@ def test_summary_statistics_by_hand() -> None:
     assert pm(single, 4) == "0.9000" and ci_text(single) == "n/a"
     assert pm(summary, 2) == "0.97 ± 0.01" and ci_text(summary, 2) == f"[{0.97 - half:.2f}, {0.97 + half:.2f}]"
     assert pm_at(per_class, 0, 3) == f"0.500 ± {np.sqrt(0.5):.3f}"
+    assert ci_text(summarize([0.95, 0.99]), 2) == f"[{0.97 - 12.7062 * np.sqrt(0.0008) / np.sqrt(2):.2f}, 1.00]"
 
 
 class _FixedScores:
