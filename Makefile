@@ -64,7 +64,7 @@ lint: install
 standard classic optimized: install
 	$(BIN)/lenet-tf train --model $@ $(DATA_ARG) $(EPOCHS_ARG) --out $(or $(OUT),results/$@) $(ARGS)
 
-# The flagship: 5 wide LeNet-5s, augmentation, batch 128, cosine decay, 8 steps per execution, TTA
+# The flagship: 5 wide LeNet-5s, augmentation, batch 128, cosine decay, 8 steps per execution, no TTA
 # (lenet-tf ensemble --recipe flagship); MEMBERS / EPOCHS only when given.
 GIVEN = $(filter command line environment,$(origin $(1)))
 FLAGSHIP_ARGS = --recipe flagship $(if $(call GIVEN,MEMBERS),--members $(MEMBERS),) \
