@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from .data import DigitData, Split, stratified_indices
@@ -27,6 +26,7 @@ from .models import model_title
 from .pipeline import prepare_job
 from .plots import plot_learning_curve
 from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
+from .stats import pm, summarize
 from .training import TrainConfig, accuracy
 
 DEFAULT_FRACTIONS = tuple(round(0.01 * i, 2) for i in range(1, 11))
@@ -159,25 +159,24 @@ def learning_curve(
 
 
 def curve_summary(points: Sequence[dict[str, Any]], repeats: int) -> dict[str, Any]:
-    """Per training size: mean and sample std (ddof=1) of train and test accuracy."""
+    """Per training size: mean and sample std (ddof=1) of train and test accuracy (see
+    :func:`lenet_tf.stats.summarize`), and how many repeats each rests on."""
     sizes = sorted({p["size"] for p in points})
     curve: dict[str, Any] = {"sizes": sizes, "repeats": repeats}
     for name in ("train", "test"):
-        means, stds = [], []
-        for size in sizes:
-            values = np.array([p[f"{name}_accuracy"] for p in points if p["size"] == size])
-            means.append(float(values.mean()))
-            stds.append(float(values.std(ddof=1)) if len(values) > 1 else 0.0)
-        curve[f"{name}_mean"], curve[f"{name}_std"] = means, stds
+        summaries = [summarize([p[f"{name}_accuracy"] for p in points if p["size"] == size]) for size in sizes]
+        curve[f"{name}_mean"] = [s["mean"] for s in summaries]
+        curve[f"{name}_std"] = [s["std"] for s in summaries]
+        curve["counts"] = [s["n"] for s in summaries]  # the same for train and test
     return curve
 
 
 def learning_curve_markdown(result: dict[str, Any]) -> str:
     curve = result["curve"]
     rows = [
-        [size, f"{curve['train_mean'][i]:.4f} ± {curve['train_std'][i]:.4f}",
-         f"{curve['test_mean'][i]:.4f} ± {curve['test_std'][i]:.4f}"]
-        for i, size in enumerate(curve["sizes"])
+        [size, *(pm({"n": n, "mean": curve[f"{name}_mean"][i], "std": curve[f"{name}_std"][i]}, 4)
+                 for name in ("train", "test"))]
+        for i, (size, n) in enumerate(zip(curve["sizes"], curve["counts"], strict=True))
     ]  # fmt: skip
     model = result["config"]["model"]["name"]
     header = f"# Learning curve: {model_title(model)} ({curve['repeats']} repeats per size, mean ± std)\n\n"

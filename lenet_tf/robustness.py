@@ -488,8 +488,7 @@ def robustness_markdown(result: dict[str, Any], title: str) -> str:
     ]
     headers = ["ε", *(_variant_label(v, config["train_epsilon"], config.get("run")) for v in variants)]
     rows = [
-        [f"{e:g}", *(pm(summary[v][_epsilon_key(e)], 4)
-                     for v in variants)]
+        [f"{e:g}", *(pm(summary[v][_epsilon_key(e)], 4) for v in variants)]
         for e in epsilons
     ]  # fmt: skip
     lines.append(markdown_table(headers, rows))

@@ -615,7 +615,7 @@ def hparam_importance(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame 
         )
     y = done[OBJECTIVE].astype(float).to_numpy()
     if np.ptp(y) == 0:
-        return None, f"all {len(done)} completed trials have the same {OBJECTIVE}: nothing to explain"
+        return None, f"all {len(done)} {which} have the same {OBJECTIVE}: nothing to explain"
     x = encode_hparams(done)
     forest = RandomForestRegressor(n_estimators=FOREST_TREES, random_state=seed).fit(x, y)
     result = permutation_importance(forest, x, y, n_repeats=PERMUTATION_REPEATS, random_state=seed)

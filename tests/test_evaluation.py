@@ -9,7 +9,13 @@ import pytest
 from lenet_tf.data import Split
 from lenet_tf.errors import LenetError
 from lenet_tf.evaluation import EvaluationSpec, evaluate, repeat_metrics, summarize_repeats
-from lenet_tf.learning_curve import LearningCurveSpec, curve_summary, learning_curve, parse_fractions
+from lenet_tf.learning_curve import (
+    LearningCurveSpec,
+    curve_summary,
+    learning_curve,
+    learning_curve_markdown,
+    parse_fractions,
+)
 from lenet_tf.report import compare
 from lenet_tf.stats import ci_text, pm, pm_at, summarize
 from lenet_tf.training import FitResult, TrainConfig
@@ -147,6 +153,10 @@ def test_curve_summary_by_hand() -> None:
     curve = curve_summary(points, repeats=2)
     assert curve["sizes"] == [10, 20]
     assert curve["train_mean"] == pytest.approx([0.9, 0.9]) and curve["test_std"][0] == pytest.approx(np.sqrt(0.02))
+    assert curve["counts"] == [2, 1]
+    table = learning_curve_markdown({"curve": curve, "config": {"model": {"name": "standard"}}})
+    assert f"| 10 | 0.9000 ± {np.sqrt(0.02):.4f} | 0.6000 ± {np.sqrt(0.02):.4f} |" in table
+    assert "| 20 | 0.9000 | 0.8000 |" in table  # one repeat: no spread claimed
 
 
 def test_compare_puts_reference_beside_ours(tiny, tmp_path: Path) -> None:
