@@ -57,6 +57,15 @@ def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
             row.append(f"{ref[s][0]:.3f} ± {ref[s][1]:.3f}" if ref else "—")
         row.append(f"`{path.parent}`")
         rows.append(row)
+        averaged = result.get("repeats_averaged")
+        if averaged:
+            # The repeats' models as one ensemble: beside the reference's ensemble of as many models.
+            ens_ref = REFERENCE.get((model, averaged["models"]))
+            ens_test = f"{ens_ref['test'][0]:.3f} ± {ens_ref['test'][1]:.3f}" if ens_ref and members == 1 else "—"
+            rows.append([
+                f"{model}: the {averaged['models']} models of the repeats averaged", "1 (no spread)",
+                "—", "—", "—", "—", f"{averaged['test_accuracy']:.4f}", ens_test, f"`{path.parent}`",
+            ])  # fmt: skip
         auc = summary["roc_auc"]
         for digit in range(len(auc["mean"])):
             reference = f"{ref['roc_auc'][digit][0]:.{digits}f} ± {ref['roc_auc'][digit][1]:.{digits}f}" if ref else "—"

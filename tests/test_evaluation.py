@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lenet_tf.data import Split
+from lenet_tf.data import Split, split_data
 from lenet_tf.errors import LenetError
-from lenet_tf.evaluation import EvaluationSpec, evaluate, repeat_metrics, summarize_repeats
+from lenet_tf.evaluation import EvaluationSpec, evaluate, repeat_metrics, repeats_averaged, summarize_repeats
 from lenet_tf.learning_curve import (
     LearningCurveSpec,
     curve_summary,
@@ -16,7 +16,7 @@ from lenet_tf.learning_curve import (
     learning_curve_markdown,
     parse_fractions,
 )
-from lenet_tf.report import compare
+from lenet_tf.report import compare, compare_markdown
 from lenet_tf.stats import ci_text, pm, pm_at, summarize
 from lenet_tf.training import FitResult, TrainConfig
 
@@ -109,6 +109,33 @@ def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path) ->
     assert first_repeat.stat().st_mtime_ns == stamp  # not trained again
     assert [r["test_accuracy"] for r in grown["repeats"][:2]] == tests
     assert grown["summary"]["test_accuracy"]["n"] == 3
+    probabilities = [np.load(out / "repeats" / f"repeat_{r:02d}" / "test_probabilities.npy") for r in (1, 2, 3)]
+    averaged = grown["repeats_averaged"]
+    assert averaged["repeats"] == 3 and averaged["first_k_test_accuracy"][0] == pytest.approx(tests[0])
+    assert averaged["first_k_test_accuracy"][-1] == pytest.approx(averaged["test_accuracy"])
+    held_out = split_data(tiny, "evaluation", seed=0).y_test
+    assert averaged["test_accuracy"] == pytest.approx(np.mean(np.argmax(np.mean(probabilities, 0), 1) == held_out))
+    assert f"test accuracy **{averaged['test_accuracy']:.4f}**" in (out / "evaluation.md").read_text()
+
+
+def test_repeats_averaged_by_hand() -> None:
+    labels = np.arange(10)
+    # Repeat 1 misreads the 0 (as a 5) and the 5 (as a 0); repeat 2 the 1, the 2 and the 5. Averaged,
+    # only the 5 stays wrong (0.2 for 5 against 0.8 for 0).
+    first, second = np.eye(10), np.eye(10)
+    first[0, [0, 5]] = [0.4, 0.6]
+    first[5, [5, 0]] = second[5, [5, 0]] = [0.2, 0.8]
+    second[1, [1, 7]] = [0.45, 0.55]
+    second[2, [2, 8]] = [0.3, 0.7]
+    averaged = repeats_averaged(labels, [first, second])
+    assert averaged["first_k_test_accuracy"] == pytest.approx([0.8, 0.9])
+    assert averaged["test_accuracy"] == pytest.approx(0.9) and averaged["models"] == 2
+    assert repeats_averaged(labels, [first]) is None
+    # Digit 5 one vs rest: the true 5 scores 0.2, the 0 scores 0.3, the other eight 0 → AUC 8/9;
+    # digit 0 likewise (0.7 for the 0, 0.8 for the 5); digit 3 is read right everywhere → 1.
+    assert averaged["roc_auc"][5] == pytest.approx(8 / 9)
+    assert averaged["roc_auc"][0] == pytest.approx(8 / 9)
+    assert averaged["roc_auc"][3] == pytest.approx(1.0)
 
 
 def test_evaluate_ensemble_of_two(tiny, tmp_path: Path) -> None:
@@ -166,3 +193,17 @@ def test_compare_puts_reference_beside_ours(tiny, tmp_path: Path) -> None:
     evaluate(spec, tmp_path / "results" / "std", data=tiny, progress=False, echo=lambda _: None)
     text = compare(tmp_path / "results", tmp_path / "report.md").read_text()
     assert "| standard | 1 |" in text and "0.965 ± 0.005" in text and "0.9976 ± 0.0007" in text
+
+
+def test_compare_sets_the_repeats_averaged_beside_the_reference_ensemble() -> None:
+    one = summarize([0.97, 0.98])
+    auc = summarize([[0.999] * 10, [0.998] * 10])
+    result = {
+        "config": {"model": {"name": "optimized"}, "members": 1},
+        "summary": {"train_accuracy": one, "val_accuracy": one, "test_accuracy": one, "roc_auc": auc},
+        "repeats_averaged": {"models": 10, "repeats": 10, "test_accuracy": 0.98612},
+    }
+    text = compare_markdown([(Path("results/evaluate-optimized/evaluation.json"), result)])
+    row = next(line for line in text.splitlines() if "models of the repeats averaged" in line)
+    assert "0.9861" in row and "0.985 ± 0.001" in row  # the reference's ensemble of 10 optimized
+    assert "| optimized | 2 | 0.975 ± 0.007 | 0.975 ± 0.005 |" in text
