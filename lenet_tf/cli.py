@@ -227,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--steps-per-execution", type=_int_at_least(1), default=1, help="batches per compiled call (default 1)"
         )
+        p.add_argument(
+            "--final-weights", action="store_true",
+            help="keep the last epoch's weights instead of the best validation epoch's: the validation "
+            "images then select nothing and their accuracy is a clean held-out estimate",
+        )  # fmt: skip
 
     names = ", ".join(BUILDERS)
     commands: dict[str, argparse.ArgumentParser] = {}
@@ -588,7 +593,7 @@ def _run(args: argparse.Namespace) -> None:
     fit = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, augment=args.augment,
         lr_schedule=args.lr_schedule, learning_rate=args.learning_rate, input_pipeline=args.input_pipeline,
-        steps_per_execution=args.steps_per_execution,
+        steps_per_execution=args.steps_per_execution, restore_best=not args.final_weights,
     )  # fmt: skip
     if args.command == "robustness":
         from .robustness import RobustnessSpec, robustness

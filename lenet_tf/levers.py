@@ -28,7 +28,7 @@ from .training import TrainConfig, train, train_together
 LEVERS_DIR = "levers"
 
 # The levers' common settings: the flagship's, one training step per call (the pace levers come
-# last; the flagship member is the `wide-augment-spe8` row).
+# last; the flagship member is the `bn-augment-spe8` row).
 FLAGSHIP_TRAIN = flagship_train_config()
 BASE_TRAIN = replace(FLAGSHIP_TRAIN, steps_per_execution=1)
 FLAGSHIP_MODEL = str(FLAGSHIP["model"])
@@ -61,10 +61,14 @@ LEVERS: tuple[Lever, ...] = (
           BASE_TRAIN),
     Lever("wide-augment-tfdata", "wide + augmentation, tf.data pipeline (cache, shuffle, prefetch)", "lenet5-wide",
           replace(BASE_TRAIN, input_pipeline="tfdata")),
-    Lever("wide-augment-spe8", "+ steps_per_execution 8: the flagship member (make ensemble)", FLAGSHIP_MODEL,
-          FLAGSHIP_TRAIN),
+    Lever("bn-augment", "LeNet-5 with batch normalisation (32/64 filters, 256 units, dropout 0.3)", "lenet5-bn",
+          BASE_TRAIN),
+    Lever("wide-augment-spe8", "wide + augmentation, steps_per_execution 8", "lenet5-wide",
+          replace(BASE_TRAIN, steps_per_execution=FLAGSHIP_TRAIN.steps_per_execution)),
     Lever("wide-augment-2in1", "wide + augmentation, 2 members trained at once in one graph (per member)",
-          FLAGSHIP_MODEL, BASE_TRAIN, together=2),
+          "lenet5-wide", BASE_TRAIN, together=2),
+    Lever("bn-augment-spe8", "+ steps_per_execution 8: the flagship member (make ensemble)", FLAGSHIP_MODEL,
+          FLAGSHIP_TRAIN),
 )  # fmt: skip
 
 

@@ -138,7 +138,7 @@ def run_training(
         state = "loaded" if was_saved else f"trained in {result.seconds:.0f}s"
         echo(
             f"member {index + 1}/{spec.members}: {state}, val accuracy {result.val_accuracy:.4f}"
-            f" (best epoch {result.best_epoch} of {result.epochs_run})"
+            f" ({'best' if spec.train.restore_best else 'last'} epoch {result.best_epoch} of {result.epochs_run})"
         )
 
     train_started = time.perf_counter()

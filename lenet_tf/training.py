@@ -49,6 +49,9 @@ class TrainConfig:
     learning_rate: float | None = None  # None: the rate the builder compiled the model with
     input_pipeline: str = "numpy"  # numpy arrays straight into fit, or a cached, prefetched tf.data
     steps_per_execution: int = 1
+    # False: keep the last epoch's weights, so the validation images select nothing and their
+    # accuracy is a clean held-out estimate (the flagship's fixed cosine schedule ends at its best).
+    restore_best: bool = True
 
     def validate(self) -> TrainConfig:
         for name in ("epochs", "batch_size", "patience", "steps_per_execution"):
@@ -64,6 +67,8 @@ class TrainConfig:
             raise LenetError(
                 f"--input-pipeline must be one of {', '.join(INPUT_PIPELINES)}, got {self.input_pipeline!r}"
             )
+        if not isinstance(self.restore_best, bool):
+            raise LenetError(f"restore_best must be true or false, got {self.restore_best!r}")
         rate = self.learning_rate
         if rate is not None and (
             isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 10 or rate != rate
@@ -81,13 +86,13 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
-    """What one training produced: the history and the figures at the restored best epoch."""
+    """What one training produced: the history and the figures of the kept (restored best or last) epoch."""
 
     history: dict[str, list[float]]
-    best_epoch: int  # 1-based
+    best_epoch: int  # 1-based: the epoch whose weights the model keeps
     epochs_run: int
     train_accuracy: float  # training accuracy reported by Keras at the best epoch
-    val_accuracy: float | None  # best validation accuracy (the restored weights'); None after refit
+    val_accuracy: float | None  # validation accuracy of the kept weights; None after refit
     seconds: float
     seed: int
     extra: dict[str, Any] = field(default_factory=dict)
@@ -107,7 +112,7 @@ def set_seed(seed: int) -> None:
 def early_stopping(config: TrainConfig) -> keras.callbacks.EarlyStopping:
     mode = "max" if config.monitor.endswith("accuracy") else "min"
     return keras.callbacks.EarlyStopping(
-        monitor=config.monitor, mode=mode, patience=config.patience, restore_best_weights=True
+        monitor=config.monitor, mode=mode, patience=config.patience, restore_best_weights=config.restore_best
     )
 
 
@@ -238,7 +243,10 @@ def fit(
             seed=int(seed),
         )
     monitored = logs[config.monitor]
-    best = int(np.argmax(monitored) if config.monitor.endswith("accuracy") else np.argmin(monitored))
+    if not config.restore_best:
+        best = len(monitored) - 1  # the weights kept are the last epoch's
+    else:
+        best = int(np.argmax(monitored) if config.monitor.endswith("accuracy") else np.argmin(monitored))
     return FitResult(
         history=logs,
         best_epoch=initial_epoch + best + 1,

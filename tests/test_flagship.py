@@ -13,7 +13,7 @@ import pytest
 
 from lenet_tf.cli import main, parse_args
 from lenet_tf.data import prepare, split_data
-from lenet_tf.ensemble import FLAGSHIP, REFIT_DIR, Ensemble
+from lenet_tf.ensemble import FLAGSHIP, REFIT_DIR, Ensemble, flagship_train_config
 from lenet_tf.errors import LenetError
 from lenet_tf.levers import measure_levers
 from lenet_tf.models import BUILDERS, wide_lenet5
@@ -189,6 +189,8 @@ def test_recipe_flagship_sets_defaults_that_flags_override() -> None:
     assert args.members == 3 and args.epochs == 7 and args.augment is True
     plain = parse_args(["ensemble"])
     assert plain.model == "optimized" and plain.members == 10 and not plain.augment and not plain.refit
+    assert not plain.final_weights  # the reference protocol restores the best validation epoch
+    assert flagship_train_config().restore_best is False
 
 
 def test_flagship_cli_end_to_end(kaggle_dir: Path, tmp_path: Path, capsys) -> None:

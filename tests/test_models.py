@@ -15,6 +15,7 @@ from lenet_tf.models import (
     classic_lenet5,
     get_builder,
     lenet,
+    lenet5,
     load_hparams,
     make_optimizer,
     mlp,
@@ -53,6 +54,18 @@ def test_every_model_maps_28x28_images_to_probabilities(name: str) -> None:
     probabilities = np.asarray(model(images))
     assert probabilities.shape == (4, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_batch_normalised_lenet5() -> None:
+    model = get_builder("lenet5-bn")()
+    # conv 5x5x1x32 and 5x5x32x64 without biases, dense 1600x256 without bias, 256x10+10, and
+    # 4 figures per normalised channel (32 + 64 + 256 channels).
+    assert model.count_params() == 800 + 51_200 + 409_600 + 2_570 + 4 * (32 + 64 + 256) == 465_578
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("BatchNormalization") == 3 and kinds.count("Dropout") == 2
+    assert not model.get_layer("c1").use_bias and kinds[-2] == "Dropout"
+    with pytest.raises(LenetError, match="units must be one or more positive integers"):
+        lenet5(units=())
 
 
 def test_classic_pads_to_32() -> None:

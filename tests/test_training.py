@@ -22,6 +22,17 @@ def test_fit_reports_the_restored_best_epoch(tiny) -> None:
     assert result.seconds > 0 and result.seed == 1
 
 
+def test_final_weights_keep_the_last_epoch(tiny) -> None:
+    split = split_data(tiny, "deployment", seed=0)
+    config = TrainConfig(epochs=3, patience=3, learning_rate=0.05, restore_best=False)
+    model, result = train(classic_lenet5, split, config=config, seed=1, progress=False)
+    val = result.history["val_accuracy"]
+    assert result.best_epoch == result.epochs_run == len(val) == 3
+    assert result.val_accuracy == val[-1] and result.train_accuracy == result.history["accuracy"][-1]
+    assert accuracy(predict_proba(model, split.x_val), split.y_val) == pytest.approx(val[-1], abs=1e-6)
+    assert config.to_dict()["restore_best"] is False and "restore_best" not in TrainConfig().to_dict()
+
+
 def test_same_seed_same_model_different_seed_different(tiny) -> None:
     split = split_data(tiny, "deployment", seed=0)
     config = TrainConfig(epochs=1)
@@ -38,6 +49,7 @@ def test_same_seed_same_model_different_seed_different(tiny) -> None:
     [
         (TrainConfig(epochs=0), "--epochs must be an integer ≥ 1"),
         (TrainConfig(batch_size=-3), "--batch-size must be an integer ≥ 1"),
+        (TrainConfig(restore_best="no"), "restore_best must be true or false"),
         (TrainConfig(patience=-1), "--patience must be an integer ≥ 0"),
         (TrainConfig(monitor="loss"), "monitor must be val_accuracy or val_loss"),
     ],
