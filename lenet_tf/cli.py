@@ -109,6 +109,21 @@ def _number_list(kind: type, *, low: float, high: float | None = None, allow_non
     return parse
 
 
+def _number_in(low: float, high: float):
+    """argparse type: a number in [low, high]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a number in [{low:g}, {high:g}], got {text!r}")
+        return value
+
+    return parse
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -161,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data import PROTOCOLS
     from .ensemble import FLAGSHIP
     from .models import BUILDERS, DEFAULT_BEST_HPARAMS
-    from .training import INPUT_PIPELINES, LR_SCHEDULES
+    from .training import AUGMENT_ROTATION, AUGMENT_SHIFT, AUGMENT_ZOOM, INPUT_PIPELINES, LR_SCHEDULES
 
     parser = _Parser(
         prog="lenet-tf",
@@ -211,8 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--augment",
             action="store_true",
-            help="random shifts (±10 %%), rotations (±14°) and zoom (±10 %%) in training",
+            help="random shifts, rotations and zoom of the training images (strengths below)",
         )
+        p.add_argument(
+            "--augment-shift", type=_number_in(0.0, 0.5), default=AUGMENT_SHIFT,
+            help=f"with --augment: shift by up to this fraction of the side (default {AUGMENT_SHIFT:g})",
+        )  # fmt: skip
+        p.add_argument(
+            "--augment-rotation", type=_number_in(0.0, 180.0), default=AUGMENT_ROTATION,
+            help=f"with --augment: rotate by up to this many degrees (default {AUGMENT_ROTATION:g})",
+        )  # fmt: skip
+        p.add_argument(
+            "--augment-zoom", type=_number_in(0.0, 0.9), default=AUGMENT_ZOOM,
+            help=f"with --augment: zoom in or out by up to this fraction (default {AUGMENT_ZOOM:g})",
+        )  # fmt: skip
         p.add_argument(
             "--lr-schedule", choices=LR_SCHEDULES, default="constant",
             help="constant (default), cosine decay to 0 over --epochs, or plateau (halve after 2 flat epochs)",
@@ -592,6 +619,7 @@ def _run(args: argparse.Namespace) -> None:
 
     fit = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, augment=args.augment,
+        augment_shift=args.augment_shift, augment_rotation=args.augment_rotation, augment_zoom=args.augment_zoom,
         lr_schedule=args.lr_schedule, learning_rate=args.learning_rate, input_pipeline=args.input_pipeline,
         steps_per_execution=args.steps_per_execution, restore_best=not args.final_weights,
     )  # fmt: skip

@@ -28,9 +28,9 @@ LR_SCHEDULES = ("constant", "cosine", "plateau")
 INPUT_PIPELINES = ("numpy", "tfdata")
 # Augmentation strengths: shifts up to 10 % of the side (±2.8 px), rotations up to ±0.04 turn
 # (±14°), zoom ±10 %. Small enough that a digit stays the same digit (a 6 never becomes a 9).
-AUGMENT_SHIFT = 0.1
-AUGMENT_ROTATION = 0.04
-AUGMENT_ZOOM = 0.1
+AUGMENT_SHIFT = 0.1  # fraction of the image side
+AUGMENT_ROTATION = 14.4  # degrees either way (Keras' factor 0.04 of a full turn)
+AUGMENT_ZOOM = 0.1  # fraction either way
 PREDICT_BATCH = 1024
 PLATEAU_FACTOR = 0.5
 PLATEAU_PATIENCE = 2
@@ -45,6 +45,11 @@ class TrainConfig:
     patience: int = 5
     monitor: str = "val_accuracy"
     augment: bool = False  # random shifts, rotations and zoom of every training batch
+    # How far the augmentation goes (used only with ``augment``): shift and zoom as fractions
+    # of the image side, rotation in degrees, each drawn uniformly in ±value.
+    augment_shift: float = AUGMENT_SHIFT
+    augment_rotation: float = AUGMENT_ROTATION
+    augment_zoom: float = AUGMENT_ZOOM
     lr_schedule: str = "constant"  # constant | cosine (to 0 over `epochs`) | plateau (halve after 2 flat epochs)
     learning_rate: float | None = None  # None: the rate the builder compiled the model with
     input_pipeline: str = "numpy"  # numpy arrays straight into fit, or a cached, prefetched tf.data
@@ -67,6 +72,10 @@ class TrainConfig:
             raise LenetError(
                 f"--input-pipeline must be one of {', '.join(INPUT_PIPELINES)}, got {self.input_pipeline!r}"
             )
+        for name, high in (("augment_shift", 0.5), ("augment_rotation", 180.0), ("augment_zoom", 0.9)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+                raise LenetError(f"--{name.replace('_', '-')} must be a number in [0, {high:g}], got {value!r}")
         if not isinstance(self.restore_best, bool):
             raise LenetError(f"restore_best must be true or false, got {self.restore_best!r}")
         rate = self.learning_rate
@@ -116,17 +125,25 @@ def early_stopping(config: TrainConfig) -> keras.callbacks.EarlyStopping:
     )
 
 
-def augmentation(seed: int = 0) -> keras.Sequential:
-    """The random training-time transformations (identity at inference): shift, rotate, zoom."""
+def augmentation(
+    seed: int = 0, *, shift: float = AUGMENT_SHIFT, rotation: float = AUGMENT_ROTATION, zoom: float = AUGMENT_ZOOM
+) -> keras.Sequential:
+    """The random training-time transformations (identity at inference): shift by up to ``shift``
+    of the side, rotate by up to ``rotation`` degrees, zoom by up to ``zoom``, each either way."""
     fill = {"fill_mode": "constant", "fill_value": 0.0}
     return keras.Sequential(
         [
-            layers.RandomTranslation(AUGMENT_SHIFT, AUGMENT_SHIFT, seed=seed, **fill),
-            layers.RandomRotation(AUGMENT_ROTATION, seed=seed + 1, **fill),
-            layers.RandomZoom(AUGMENT_ZOOM, seed=seed + 2, **fill),
+            layers.RandomTranslation(shift, shift, seed=seed, **fill),
+            layers.RandomRotation(rotation / 360.0, seed=seed + 1, **fill),  # Keras: a fraction of a turn
+            layers.RandomZoom(zoom, seed=seed + 2, **fill),
         ],
         name="augmentation",
     )
+
+
+def config_augmentation(config: TrainConfig, seed: int) -> keras.Sequential:
+    """:func:`augmentation` at ``config``'s strengths."""
+    return augmentation(seed, shift=config.augment_shift, rotation=config.augment_rotation, zoom=config.augment_zoom)
 
 
 def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
@@ -144,7 +161,8 @@ def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
     trainer = model
     if config.augment:
         shape = (IMAGE_SIDE, IMAGE_SIDE, 1)
-        trainer = keras.Sequential([keras.Input(shape=shape), augmentation(seed), model], name=f"{model.name}_trainer")
+        layers_ = [keras.Input(shape=shape), config_augmentation(config, seed), model]
+        trainer = keras.Sequential(layers_, name=f"{model.name}_trainer")
     trainer.compile(
         optimizer=model.optimizer,
         loss=model.loss,
@@ -350,7 +368,7 @@ def members_together(
         models.append(model)
     set_seed(seeds[0])
     inputs = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE, 1))
-    features = augmentation(seeds[0])(inputs) if config.augment else inputs
+    features = config_augmentation(config, seeds[0])(inputs) if config.augment else inputs
     joint = keras.Model(inputs, [model(features) for model in models], name="members_together")
     # A fresh copy of the members' own optimizer (SGD for the classic LeNet-5, Adam for most).
     optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(models[0].optimizer))

@@ -6,7 +6,7 @@ import pytest
 from lenet_tf.data import prepare, split_data
 from lenet_tf.errors import LenetError
 from lenet_tf.models import classic_lenet5, standard_lenet
-from lenet_tf.training import TrainConfig, accuracy, predict_proba, train
+from lenet_tf.training import TrainConfig, _trainer, accuracy, predict_proba, train
 
 
 def test_fit_reports_the_restored_best_epoch(tiny) -> None:
@@ -52,11 +52,27 @@ def test_same_seed_same_model_different_seed_different(tiny) -> None:
         (TrainConfig(restore_best="no"), "restore_best must be true or false"),
         (TrainConfig(patience=-1), "--patience must be an integer ≥ 0"),
         (TrainConfig(monitor="loss"), "monitor must be val_accuracy or val_loss"),
+        (TrainConfig(augment_rotation=-1), r"--augment-rotation must be a number in \[0, 180\], got -1"),
+        (TrainConfig(augment_zoom=True), r"--augment-zoom must be a number in \[0, 0.9\], got True"),
+        (TrainConfig(augment_shift="0.1"), r"--augment-shift must be a number in \[0, 0.5\], got '0.1'"),
     ],
 )
 def test_bad_training_configuration(config: TrainConfig, message: str) -> None:
     with pytest.raises(LenetError, match=message):
         config.validate()
+
+
+def test_augmentation_strengths_reach_the_layers_and_the_record() -> None:
+    config = TrainConfig(augment=True, augment_shift=0.05, augment_rotation=9.0, augment_zoom=0.2)
+    trainer = _trainer(standard_lenet(), config, seed=0)
+    layers = {layer.__class__.__name__: layer for layer in trainer.layers[0].layers}
+    assert layers["RandomTranslation"].height_factor == 0.05 and layers["RandomTranslation"].width_factor == 0.05
+    assert layers["RandomRotation"].factor == pytest.approx((-9.0 / 360, 9.0 / 360))
+    assert layers["RandomZoom"].height_factor == 0.2
+    recorded = config.to_dict()
+    assert (recorded["augment_shift"], recorded["augment_rotation"], recorded["augment_zoom"]) == (0.05, 9.0, 0.2)
+    # The package's default strengths stay out of the record: older runs resume as the same run.
+    assert "augment_rotation" not in TrainConfig(augment=True).to_dict()
 
 
 def test_accuracy() -> None:
