@@ -220,6 +220,30 @@ def test_kill_and_resume_finishes_without_retraining(kaggle_dir: Path, tmp_path:
     assert not list(out.rglob(".*.partial*"))
 
 
+def test_ctrl_c_stops_with_one_line_and_the_finished_member_kept(kaggle_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = [EXE, "ensemble", "--model", "classic", "--members", "3", "--epochs", "60", "--patience", "60",
+            "--data", str(kaggle_dir), "--out", str(out), "--no-progress"]  # fmt: skip
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def default_sigint() -> None:  # a shell's background jobs (CI) start with Ctrl-C ignored; a terminal's do not
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint
+    )
+    deadline = time.monotonic() + 180
+    while not (out / "members" / "member_01.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the second member is training
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip().splitlines() == ["lenet-tf: interrupted; run the same command again to resume"]
+    assert sorted(p.name for p in (out / "members").glob("member_*")) == ["member_01.json", "member_01.keras"]
+    assert not list(out.rglob(".*.partial*"))
+
+
 def test_same_seed_same_predictions_across_processes(kaggle_dir: Path, tmp_path: Path) -> None:
     runs = []
     for name in ("a", "b"):
