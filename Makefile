@@ -64,8 +64,8 @@ lint: install
 standard classic optimized: install
 	$(BIN)/lenet-tf train --model $@ $(DATA_ARG) $(EPOCHS_ARG) --out $(or $(OUT),results/$@) $(ARGS)
 
-# The flagship: 5 wide LeNet-5s, augmentation, batch 128, cosine decay, 8 steps per execution, no TTA
-# (lenet-tf ensemble --recipe flagship); MEMBERS / EPOCHS only when given.
+# The flagship: 3 batch-normalised LeNet-5s (lenet5-bn), 15 epochs, augmentation, batch 128, cosine decay,
+# 8 steps per execution, no TTA (lenet-tf ensemble --recipe flagship); MEMBERS / EPOCHS only when given.
 GIVEN = $(filter command line environment,$(origin $(1)))
 FLAGSHIP_ARGS = --recipe flagship $(if $(call GIVEN,MEMBERS),--members $(MEMBERS),) \
 	$(if $(call GIVEN,EPOCHS),--epochs $(EPOCHS),) --seed $(SEED)

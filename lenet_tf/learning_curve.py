@@ -113,8 +113,10 @@ def learning_curve(
 
     points: list[dict[str, Any]] = []
     bar = tqdm(total=len(sizes) * spec.repeats, desc="learning curve", unit="fit", disable=not progress)
-    for size in sizes:
-        for r in range(spec.repeats):
+    # Repeat-major: an interrupted run already holds whole curves (every size, fewer repeats), and
+    # each point's seed depends only on (repeat, size), so the order changes no result.
+    for r in range(spec.repeats):
+        for size in sizes:
             directory = out / POINTS_DIR / f"size_{size:05d}" / f"repeat_{r + 1:02d}"
             path = directory / "metrics.json"
             if path.is_file():
@@ -140,6 +142,7 @@ def learning_curve(
             bar.set_postfix(size=size, test=f"{point['test_accuracy']:.3f}")
     bar.close()
 
+    points.sort(key=lambda p: (p["size"], p["repeat"]))
     curve = curve_summary(points, spec.repeats)
     result = {
         "config": config,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -158,8 +159,13 @@ def test_bad_evaluation_and_curve_settings() -> None:
 def test_learning_curve_points_summary_and_resume(tiny, tmp_path: Path) -> None:
     out = tmp_path / "curve"
     spec = LearningCurveSpec(model="classic", fractions=(0.1, 0.2), repeats=2, train=TrainConfig(epochs=2, patience=1))
+    # A shorter run (or an interrupted one: repeats go round the sizes) holds a whole curve.
+    first = learning_curve(replace(spec, repeats=1), out, data=tiny, progress=False, echo=lambda _: None)
+    assert first["curve"]["sizes"] == [36, 72] and first["curve"]["counts"] == [1, 1]
     result = learning_curve(spec, out, data=tiny, progress=False, echo=lambda _: None)
     assert result["curve"]["sizes"] == [36, 72]
+    assert [(p["size"], p["repeat"]) for p in result["points"]] == [(36, 1), (36, 2), (72, 1), (72, 2)]
+    assert [p for p in result["points"] if p["repeat"] == 1] == first["points"]  # resumed, not retrained
     assert len(result["points"]) == 4
     small = [p["test_accuracy"] for p in result["points"] if p["size"] == 36]
     assert result["curve"]["test_mean"][0] == pytest.approx(np.mean(small))
