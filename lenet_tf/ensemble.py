@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .data import Split
 from .errors import LenetError
-from .runs import read_json, save_model, write_json
+from .runs import CONFIG_FILE, read_json, save_model, write_json
 from .training import FitResult, TrainConfig, predict_proba, refit, train
 
 # `make ensemble` / `lenet-tf ensemble --recipe flagship`: what careful training makes of small
@@ -70,10 +70,13 @@ def member_seed(base_seed: int, index: int) -> int:
 class Ensemble:
     """Members whose class probabilities are averaged (soft voting)."""
 
-    def __init__(self, members: Sequence[keras.Model]):
+    def __init__(self, members: Sequence[keras.Model], *, augment: TrainConfig | None = None):
+        """``augment``: the members' training configuration, whose augmentation strengths
+        test-time augmentation uses (None: the package's defaults)."""
         if not members:
             raise LenetError("an ensemble needs at least one member")
         self.members = list(members)
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.members)
@@ -81,7 +84,12 @@ class Ensemble:
     def member_probabilities(self, images: np.ndarray, batch_size: int = 1024, *, tta: int = 0) -> np.ndarray:
         """(members, N, 10) probabilities for uint8 (N, 28, 28) images; ``tta`` augmented copies
         averaged in per member (test-time augmentation, see :func:`lenet_tf.training.predict_proba`)."""
-        return np.stack([predict_proba(m, images, batch_size, tta=tta, seed=i) for i, m in enumerate(self.members)])
+        return np.stack(
+            [
+                predict_proba(m, images, batch_size, tta=tta, seed=i, augment=self.augment)
+                for i, m in enumerate(self.members)
+            ]
+        )
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 1024, *, tta: int = 0) -> np.ndarray:
         """Mean member probabilities (N, 10)."""
@@ -103,6 +111,7 @@ class Ensemble:
         """Load the members saved in ``directory``: a run directory (its ``refit/`` members when
         the run retrained them on all labeled data, else its ``members/``) or a members folder."""
         directory = Path(directory)
+        augment = _recorded_augmentation(directory)
         trained = len(list((directory / MEMBERS_DIR).glob("member_*.keras")))
         refitted = len(list((directory / REFIT_DIR).glob("member_*.keras")))
         if refitted and refitted >= trained:  # an unfinished refit is not used
@@ -119,7 +128,21 @@ class Ensemble:
                 models.append(keras.models.load_model(path))
             except Exception as exc:  # keras raises several types for a damaged file
                 raise LenetError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
-        return cls(models)
+        return cls(models, augment=augment)
+
+
+def _recorded_augmentation(directory: Path) -> TrainConfig | None:
+    """The augmentation strengths a run directory's config.json records (None without one), so
+    test-time augmentation of loaded members matches their training."""
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        return None
+    train = read_json(path).get("train", {})
+    names = ("augment_shift", "augment_rotation", "augment_zoom")
+    try:
+        return TrainConfig(**{name: train[name] for name in names if name in train}).validate()
+    except (TypeError, LenetError) as exc:
+        raise LenetError(f"{path}: bad augmentation settings ({exc})") from exc
 
 
 def _member_loop(
@@ -130,6 +153,7 @@ def _member_loop(
     desc: str,
     progress: bool,
     on_member: Callable[[int, FitResult, bool], None] | None,
+    augment: TrainConfig,
 ) -> tuple[Ensemble, list[FitResult]]:
     """Load or make ``count`` members in ``member_dir``: a member whose ``.keras`` and metrics JSON
     are both there is loaded, so a rerun after an interruption continues where it stopped."""
@@ -154,7 +178,7 @@ def _member_loop(
             bar.set_postfix(val_acc=f"{result.val_accuracy:.4f}")
         if on_member is not None:
             on_member(index, result, resumed)
-    return Ensemble(models), results
+    return Ensemble(models, augment=augment), results
 
 
 def _check_members(members: int) -> None:
@@ -186,7 +210,9 @@ def train_members(
         return train(builder, split, config=config, seed=member_seed(seed, index), progress=progress)
 
     member_dir = Path(directory) / MEMBERS_DIR
-    return _member_loop(members, member_dir, make, desc="members", progress=progress, on_member=on_member)
+    return _member_loop(
+        members, member_dir, make, desc="members", progress=progress, on_member=on_member, augment=config
+    )
 
 
 def refit_members(
@@ -213,4 +239,6 @@ def refit_members(
         )  # fmt: skip
 
     member_dir = Path(directory) / REFIT_DIR
-    return _member_loop(len(epochs), member_dir, make, desc="refit", progress=progress, on_member=on_member)
+    return _member_loop(
+        len(epochs), member_dir, make, desc="refit", progress=progress, on_member=on_member, augment=config
+    )

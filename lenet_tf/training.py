@@ -324,21 +324,28 @@ def refit(
 
 
 def predict_proba(
-    model: keras.Model, images: np.ndarray, batch_size: int = 1024, *, tta: int = 0, seed: int = 0
+    model: keras.Model,
+    images: np.ndarray,
+    batch_size: int = 1024,
+    *,
+    tta: int = 0,
+    seed: int = 0,
+    augment: TrainConfig | None = None,
 ) -> np.ndarray:
     """Class probabilities (N, 10) for uint8 (N, 28, 28) images.
 
     ``tta`` > 0 averages them with those of ``tta`` randomly shifted/rotated/zoomed copies
-    (test-time augmentation, the training augmentation seeded by ``seed``).
+    (test-time augmentation seeded by ``seed``, at the strengths of ``augment``, the model's
+    training configuration; the package's default strengths when it is None).
     """
     x = prepare(images)
     probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     if tta > 0:
-        augment = augmentation(seed)
+        augment_layers = augmentation(seed) if augment is None else config_augmentation(augment, seed)
         for _ in range(tta):
             batches = range(0, len(x), batch_size)
             shifted = np.concatenate(
-                [keras.ops.convert_to_numpy(augment(x[i : i + batch_size], training=True)) for i in batches]
+                [keras.ops.convert_to_numpy(augment_layers(x[i : i + batch_size], training=True)) for i in batches]
             )
             probabilities += np.asarray(model.predict(shifted, batch_size=batch_size, verbose=0))
         probabilities /= tta + 1

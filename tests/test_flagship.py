@@ -146,6 +146,26 @@ def test_tta_averages_augmented_copies(tiny) -> None:
     np.testing.assert_allclose(predict_proba(model, tiny.test_images, tta=2, seed=1), averaged, rtol=1e-6)
 
 
+def test_tta_uses_the_members_own_augmentation_strengths(tiny, tmp_path: Path) -> None:
+    # With every strength at 0 the augmented copies are the images themselves: TTA changes nothing,
+    # where the default strengths (as the test above shows) do.
+    model = wide_lenet5()
+    still = TrainConfig(augment=True, augment_shift=0.0, augment_rotation=0.0, augment_zoom=0.0)
+    plain = predict_proba(model, tiny.test_images)
+    np.testing.assert_allclose(predict_proba(model, tiny.test_images, tta=2, augment=still), plain, atol=1e-6)
+    # A loaded run directory takes the strengths from its config.json.
+    run = tmp_path / "run"
+    Ensemble([model]).save(run / "members")
+    (run / "config.json").write_text(json.dumps({"train": still.to_dict()}))
+    loaded = Ensemble.load(run)
+    assert (loaded.augment.augment_shift, loaded.augment.augment_rotation, loaded.augment.augment_zoom) == (0, 0, 0)
+    np.testing.assert_allclose(loaded.predict_proba(tiny.test_images, tta=2), plain, atol=1e-6)
+    assert not np.allclose(Ensemble([model]).predict_proba(tiny.test_images, tta=2), plain, atol=1e-6)
+    (run / "config.json").write_text(json.dumps({"train": {"augment_zoom": 5}}))
+    with pytest.raises(LenetError, match=r"config.json: bad augmentation settings \(--augment-zoom must be"):
+        Ensemble.load(run)
+
+
 def test_fit_without_validation_has_no_early_stopping(tiny) -> None:
     model = wide_lenet5()
     result = fit(model, prepare(tiny.train_images), tiny.train_labels, None, None, config=replace(FAST, patience=0))
