@@ -80,11 +80,13 @@ ensemble-reference: install
 levers: install
 	$(BIN)/python -m lenet_tf.levers $(DATA_ARG) --out $(or $(OUT),results/levers) $(ARGS)
 
+# MODEL=ensemble is the study's ensemble (10 optimized LeNets per repeat); MEMBERS=K only when given.
+MEMBERS_ARG = $(if $(call GIVEN,MEMBERS),--members $(MEMBERS),)
 evaluate: install
-	$(BIN)/lenet-tf evaluate --model $(MODEL) $(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)
+	$(BIN)/lenet-tf evaluate --model $(MODEL) $(MEMBERS_ARG) $(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)
 
 learning-curve: install
-	$(BIN)/lenet-tf learning-curve --model $(MODEL) $(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)
+	$(BIN)/lenet-tf learning-curve --model $(MODEL) $(MEMBERS_ARG) $(REPEATS_ARG) $(DATA_ARG) --seed $(SEED) $(if $(OUT),--out $(OUT),) $(ARGS)
 
 # Baselines (kNN on PCA features, random forests) on the evaluation split → results/baselines/.
 baselines: install

@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .data import DigitData, Split, stratified_indices
+from .data import N_CLASSES, DigitData, Split, stratified_indices
 from .ensemble import train_members
 from .errors import LenetError
 from .evaluation import repeat_seed
@@ -106,6 +106,11 @@ def learning_curve(
     builder, model_info, data, split = job.builder, job.model_info, job.data, job.split
     train_total = len(split.y_train)
     sizes = sorted({max(1, round(f * train_total)) for f in spec.fractions})
+    if sizes[0] < 2 * N_CLASSES and sizes[0] < train_total:  # fail before hours of training, not in them
+        raise LenetError(
+            f"--fractions: {min(spec.fractions)} of {train_total} training images is {sizes[0]};"
+            f" a subset needs at least {2 * N_CLASSES}"
+        )
     echo(f"data: {data.source}; training sizes {sizes} of {train_total}, {spec.repeats} repeats each")
     config = job.config(kind="learning_curve", members=spec.members, seed=spec.seed, train=spec.train.to_dict())
     if open_run(out, config, force=force):
@@ -182,5 +187,9 @@ def learning_curve_markdown(result: dict[str, Any]) -> str:
         for i, (size, n) in enumerate(zip(curve["sizes"], curve["counts"], strict=True))
     ]  # fmt: skip
     model = result["config"]["model"]["name"]
-    header = f"# Learning curve: {model_title(model)} ({curve['repeats']} repeats per size, mean ± std)\n\n"
+    header = (
+        f"# Learning curve: {model_title(model)} ({curve['repeats']} repeats per size, mean ± std)\n\n"
+        "Train accuracy: the trained model (the averaged members, for an ensemble) on its own training"
+        " subset, in inference mode; test accuracy: on the held-out test part of the evaluation split.\n\n"
+    )
     return header + markdown_table(["training images", "train accuracy", "test accuracy"], rows)

@@ -19,8 +19,11 @@ from .runs import atomic_write  # noqa: E402
 from .stats import pm_at  # noqa: E402
 
 
-def plot_convergence(histories: Sequence[dict[str, list[float]]], path: str | Path, title: str) -> Path:
-    """Training and validation accuracy per epoch; several histories (ensemble members) overlaid."""
+def plot_convergence(
+    histories: Sequence[dict[str, list[float]]], path: str | Path, title: str, *, repeats: int = 1
+) -> Path:
+    """Training and validation accuracy per epoch, several histories overlaid: an ensemble's
+    members, or ``repeats`` repeated trainings of as many members each."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for index, history in enumerate(histories):
         epochs = range(1, len(history["accuracy"]) + 1)
@@ -29,8 +32,13 @@ def plot_convergence(histories: Sequence[dict[str, list[float]]], path: str | Pa
         ax.plot(epochs, history["val_accuracy"], color="tab:orange", alpha=0.7, label="validation" if label else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
-    members = f" ({len(histories)} members overlaid)" if len(histories) > 1 else ""
-    ax.set_title(title + members)
+    members = len(histories) // max(repeats, 1)
+    overlaid = ""
+    if repeats > 1:
+        overlaid = f" ({repeats} repeats" + (f" × {members} members" if members > 1 else "") + " overlaid)"
+    elif members > 1:
+        overlaid = f" ({members} members overlaid)"
+    ax.set_title(title + overlaid)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
     return _save(fig, path)
@@ -50,6 +58,8 @@ def plot_roc_curves(
     auc: dict[str, Any],
     path: str | Path,
     title: str,
+    *,
+    digits: int = 4,
 ) -> Path:
     """One-vs-rest ROC curve per digit, averaged over repeats (TPR interpolated on a common FPR
     grid), with the AUC mean ± std in the legend; a log FPR axis shows the region that differs."""
@@ -64,7 +74,7 @@ def plot_roc_curves(
             curves.append(np.interp(grid, fpr, tpr))
         ax.plot(
             grid, np.mean(curves, axis=0), color=colors(digit),
-            label=f"{digit}: AUC {pm_at(auc, digit)}",
+            label=f"{digit}: AUC {pm_at(auc, digit, digits)}",
         )  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlim(1e-4, 1)

@@ -8,6 +8,7 @@ from typing import Any
 from .errors import LenetError
 from .runs import markdown_table, read_json, write_text
 from .stats import pm, pm_at
+from .training import TrainConfig
 
 # Reference study (Demichelis 2025): mean ± std over 10 repeated trainings, 25,200/8,400/8,400 split.
 REFERENCE: dict[tuple[str, int], dict[str, Any]] = {
@@ -30,6 +31,28 @@ REFERENCE: dict[tuple[str, int], dict[str, Any]] = {
 }  # fmt: skip
 
 
+REFERENCE_SPLIT = {"train": 25200, "val": 8400, "test": 8400}
+
+
+def protocol_differences(config: dict[str, Any]) -> list[str]:
+    """How a run's configuration departs from the reference protocol (empty: it follows it), so
+    the reference's figures are set beside comparable runs only."""
+    differences = []
+    sizes = config.get("split_sizes")
+    if sizes != REFERENCE_SPLIT:
+        differences.append("split " + ("/".join(str(v) for v in sizes.values()) if sizes else "unknown"))
+    reference_train = TrainConfig().to_dict()
+    train = config.get("train") or {}
+    changed = sorted(set(train) | set(reference_train))
+    changed = [k for k in changed if train.get(k) != reference_train.get(k)]
+    if changed:
+        differences.append("training " + ", ".join(f"{k}={train.get(k)}" for k in changed))
+    model = config.get("model") or {}
+    if model.get("name") == "optimized" and model.get("hparams_source") != "preset":
+        differences.append(f"hyperparameters from {model.get('hparams_source')}")
+    return differences
+
+
 def find_evaluations(results: str | Path) -> list[Path]:
     """Every ``evaluation.json`` under ``results``."""
     results = Path(results)
@@ -44,14 +67,20 @@ def _label(model: str, members: int) -> str:
 
 def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
     """One table of accuracies (ours beside the reference) and one of per-class ROC AUC."""
-    rows, auc_rows = [], []
+    rows, auc_rows, notes = [], [], []
     for path, result in evaluations:
         config, summary = result["config"], result["summary"]
         model, members = config["model"]["name"], config["members"]
-        ref = REFERENCE.get((model, members))
+        differences = protocol_differences(config)
+        label = _label(model, members)
+        if differences:  # not the reference's protocol: its figures would mislead beside this run
+            notes.append(f"`{path.parent}` ({label}): not the reference protocol ({'; '.join(differences)}),"
+                         " so no reference figures beside it.")  # fmt: skip
+            label += f" [{len(notes)}]"
+        ref = None if differences else REFERENCE.get((model, members))
         digits = 5 if members > 1 else 4
         ours = {s: summary[f"{s}_accuracy"] for s in ("train", "val", "test")}
-        row = [_label(model, members), ours["test"]["n"]]
+        row = [label, ours["test"]["n"]]
         for s in ("train", "val", "test"):
             row.append(pm(ours[s], 3))
             row.append(f"{ref[s][0]:.3f} ± {ref[s][1]:.3f}" if ref else "—")
@@ -60,7 +89,7 @@ def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         averaged = result.get("repeats_averaged")
         if averaged:
             # The repeats' models as one ensemble: beside the reference's ensemble of as many models.
-            ens_ref = REFERENCE.get((model, averaged["models"]))
+            ens_ref = None if differences else REFERENCE.get((model, averaged["models"]))
             ens_test = f"{ens_ref['test'][0]:.3f} ± {ens_ref['test'][1]:.3f}" if ens_ref and members == 1 else "—"
             rows.append([
                 f"{model}: the {averaged['models']} models of the repeats averaged", "1 (no spread)",
@@ -70,7 +99,7 @@ def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         for digit in range(len(auc["mean"])):
             reference = f"{ref['roc_auc'][digit][0]:.{digits}f} ± {ref['roc_auc'][digit][1]:.{digits}f}" if ref else "—"
             auc_rows.append([
-                _label(model, members), digit,
+                label, digit,
                 pm_at(auc, digit, digits), reference,
             ])  # fmt: skip
     headers = ["model", "repeats", "train (ours)", "train (ref)", "val (ours)", "val (ref)", "test (ours)",
@@ -79,6 +108,7 @@ def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         "# Comparison with the reference study\n\n"
         "Accuracy, mean ± std over repeated trainings (reference: 10 repeats, 25,200 / 8,400 / 8,400 split).\n\n"
         + markdown_table(headers, rows)
+        + "".join(f"\n[{i + 1}] {note}\n" for i, note in enumerate(notes))
         + "\n## Per-class ROC AUC (one vs rest, held-out test)\n\n"
         + markdown_table(["model", "digit", "ours", "reference"], auc_rows)
     )

@@ -17,7 +17,7 @@ from lenet_tf.learning_curve import (
     learning_curve_markdown,
     parse_fractions,
 )
-from lenet_tf.report import compare, compare_markdown
+from lenet_tf.report import compare, compare_markdown, protocol_differences
 from lenet_tf.stats import ci_text, pm, pm_at, summarize
 from lenet_tf.training import FitResult, TrainConfig
 
@@ -116,7 +116,19 @@ def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path) ->
     assert averaged["first_k_test_accuracy"][-1] == pytest.approx(averaged["test_accuracy"])
     held_out = split_data(tiny, "evaluation", seed=0).y_test
     assert averaged["test_accuracy"] == pytest.approx(np.mean(np.argmax(np.mean(probabilities, 0), 1) == held_out))
-    assert f"test accuracy **{averaged['test_accuracy']:.4f}**" in (out / "evaluation.md").read_text()
+    markdown = (out / "evaluation.md").read_text()
+    assert f"test accuracy **{averaged['test_accuracy']:.4f}**" in markdown
+    auc = grown["summary"]["roc_auc"]
+    assert f"| 0 | {pm_at(auc, 0, 4)} | [{auc['ci_low'][0]:.4f}, {auc['ci_high'][0]:.4f}] |" in markdown
+    recall = [[r["report"][str(d)]["recall"] for d in range(10)] for r in grown["repeats"]]
+    assert grown["summary"]["report"]["recall"]["mean"] == pytest.approx(np.mean(recall, axis=0).tolist())
+    assert "## Classification report" in markdown
+    # Asking for fewer repeats than are finished says so, in the log and in the table.
+    messages.clear()
+    fewer = evaluate(replace(spec, repeats=2), out, data=tiny, progress=False, echo=messages.append)
+    assert fewer["summary"]["test_accuracy"]["n"] == 2 and fewer["repeats_on_disk"] == 3
+    assert any("3 finished repeats are on disk; this summary uses the first 2" in m for m in messages)
+    assert "2 repeats (3 finished on disk" in (out / "evaluation.md").read_text()
 
 
 def test_repeats_averaged_by_hand() -> None:
@@ -142,8 +154,15 @@ def test_repeats_averaged_by_hand() -> None:
 def test_evaluate_ensemble_of_two(tiny, tmp_path: Path) -> None:
     spec = EvaluationSpec(model="standard", members=2, repeats=1, train=TrainConfig(epochs=1))
     result = evaluate(spec, tmp_path / "ens", data=tiny, progress=False, echo=lambda _: None)
-    assert len(result["repeats"][0]["members"]) == 2
-    assert "ensemble of 2" in (tmp_path / "ens" / "evaluation.md").read_text()
+    repeat = result["repeats"][0]
+    assert len(repeat["members"]) == 2
+    # Train / val are the members' own figures averaged (the reference's ensemble figures); the
+    # averaged probabilities' accuracy is kept beside them.
+    assert repeat["train_accuracy"] == pytest.approx(np.mean([m["train_accuracy"] for m in repeat["members"]]))
+    assert repeat["val_accuracy"] == pytest.approx(np.mean([m["val_accuracy"] for m in repeat["members"]]))
+    assert 0 <= repeat["ensemble_val_accuracy"] <= 1 and "ensemble_val_accuracy" in result["summary"]
+    markdown = (tmp_path / "ens" / "evaluation.md").read_text()
+    assert "ensemble of 2" in markdown and "| val (averaged probabilities) |" in markdown
 
 
 def test_bad_evaluation_and_curve_settings() -> None:
@@ -175,6 +194,8 @@ def test_learning_curve_points_summary_and_resume(tiny, tmp_path: Path) -> None:
     again = learning_curve(spec, out, data=tiny, progress=False, echo=messages.append)
     assert any(m.startswith("resuming the learning curve") for m in messages)
     assert again["points"] == result["points"]
+    with pytest.raises(LenetError, match=r"--fractions: 0.02 of 360 training images is 7; a subset needs at least 20"):
+        learning_curve(replace(spec, fractions=(0.02, 0.1)), tmp_path / "small", data=tiny, progress=False)
 
 
 def test_curve_summary_by_hand() -> None:
@@ -198,14 +219,37 @@ def test_compare_puts_reference_beside_ours(tiny, tmp_path: Path) -> None:
     spec = EvaluationSpec(model="standard", repeats=1, train=TrainConfig(epochs=1))
     evaluate(spec, tmp_path / "results" / "std", data=tiny, progress=False, echo=lambda _: None)
     text = compare(tmp_path / "results", tmp_path / "report.md").read_text()
-    assert "| standard | 1 |" in text and "0.965 ± 0.005" in text and "0.9976 ± 0.0007" in text
+    # The tiny run (360/120/120 images, 1 epoch) is not the reference protocol: no reference beside it.
+    assert "| standard [1] | 1 |" in text and "0.965 ± 0.005" not in text
+    assert "[1] `" in text and "not the reference protocol (split 360/120/120; training epochs=1)" in text
+    # A run on the reference protocol gets the published figures beside it.
+    one, auc = summarize([0.96, 0.97]), summarize([[0.999] * 10, [0.998] * 10])
+    result = {
+        "config": _reference_config("standard"),
+        "summary": {"train_accuracy": one, "val_accuracy": one, "test_accuracy": one, "roc_auc": auc},
+    }
+    text = compare_markdown([(Path("results/evaluate-standard/evaluation.json"), result)])
+    assert "| standard | 2 |" in text and "0.965 ± 0.005" in text and "0.9976 ± 0.0007" in text
+    assert "not the reference protocol" not in text
+    tuned = _reference_config("optimized") | {"model": {"name": "optimized", "hparams_source": "results/tune/b.json"}}
+    assert protocol_differences(tuned) == ["hyperparameters from results/tune/b.json"]
+    assert protocol_differences(_reference_config("optimized")) == []
+
+
+def _reference_config(model: str) -> dict:
+    return {
+        "model": {"name": model, "hparams_source": "preset" if model == "optimized" else None},
+        "members": 1,
+        "split_sizes": {"train": 25200, "val": 8400, "test": 8400},
+        "train": TrainConfig().to_dict(),
+    }
 
 
 def test_compare_sets_the_repeats_averaged_beside_the_reference_ensemble() -> None:
     one = summarize([0.97, 0.98])
     auc = summarize([[0.999] * 10, [0.998] * 10])
     result = {
-        "config": {"model": {"name": "optimized"}, "members": 1},
+        "config": _reference_config("optimized"),
         "summary": {"train_accuracy": one, "val_accuracy": one, "test_accuracy": one, "roc_auc": auc},
         "repeats_averaged": {"models": 10, "repeats": 10, "test_accuracy": 0.98612},
     }
