@@ -1,11 +1,15 @@
-# Thin wrappers over the `lenet-tf` command. Every target depends on `install`, so on a fresh
-# machine `make ensemble` alone creates .venv, installs the package and runs.
-#   DATA=path       the Kaggle data: a directory with train.csv/test.csv or digit-recognizer.zip
+# Thin wrappers over the `lenet-tf` command. Every target but help and clean depends on `install`,
+# so on a fresh machine `make ensemble` alone creates .venv, installs the package and runs.
+#   DATA=path       the Kaggle data: a directory with train.csv (+ test.csv) or digit-recognizer.zip
 #                   (default: ./data/ when it holds them, else the embedded MNIST sample)
-#   OUT=dir         run directory (default results/<target>)
-#   MEMBERS=10 EPOCHS=100 SEED=0 ARGS="..." (any other lenet-tf option, e.g. ARGS=--force)
-#   MODEL=standard|classic|optimized|ensemble|mlp  REPEATS=...  (evaluate, learning-curve)
+#   OUT=path        run directory (default results/<target>; evaluate, learning-curve, robustness, study:
+#                   the command's own results/<command>-<model or name>); report: the .md; notebooks: the .ipynb
+#   SEED=0; EPOCHS=100 and MEMBERS=10 where a target always passes them (standard, classic, optimized,
+#                   ensemble-reference), elsewhere only when given (ensemble, evaluate, learning-curve, tune)
+#   ARGS="..."      more options for the lenet-tf command (levers, bench: their own modules' options)
+#   MODEL=standard|classic|optimized|ensemble|lenet5-bn|...  REPEATS=...  (evaluate, learning-curve)
 #   MODEL=... RUN=dir (robustness: RUN attacks a finished run's model(s) instead of training one)
+#   REPEATS=... also for baselines, robustness, study; MODEL_RUN=dir (explore); FAST=1 (notebooks)
 #   NAME=activation|initialization|optimizer|dropout|batch_size  (study)
 #   TRIALS=200 TUNER=bayesian|hyperband|random  (tune, tune-chief, tune-worker; EPOCHS only when given)
 #   ORACLE_IP=127.0.0.1 ORACLE_PORT=8000 TUNER_ID=worker-HOSTNAME  (tune-chief, tune-worker)
@@ -127,7 +131,7 @@ explore: install
 # Execute the study notebook headless (FAST=1: fast mode, a couple of minutes); the executed copy,
 # figures inline, goes to results/notebook/ and the committed notebook keeps no outputs.
 notebooks: install
-	$(BIN)/python notebooks/run_notebook.py $(if $(FAST),--fast,) $(DATA_ARG) --output $(or $(OUT),results/notebook/DR_LeNet.ipynb)
+	$(BIN)/python notebooks/run_notebook.py $(if $(filter-out 0,$(FAST)),--fast,) $(DATA_ARG) --output $(or $(OUT),results/notebook/DR_LeNet.ipynb)
 
 # Open the notebook in JupyterLab (installs the optional `notebook` extra first).
 jupyter: install

@@ -47,10 +47,11 @@ from then on), trials.csv, trial_epochs.csv, optimization_history.png, intermedi
 hparam_importance.png and summary.md to --out. Rerun the same command to resume (an interrupted
 trial is run again); a larger --trials extends a finished search; --overwrite starts afresh.
 
-Cost on a 2-core CPU (the development machine trains the standard LeNet at ~14 s per epoch on
-29,400 images; the search's models take ~1-3x that): bayesian/random, 200 trials of ≤ 100
-epochs, early stopping typically after 20-40: about 1-3 days. --tuner hyperband (--epochs 10):
-30 trials, ≤ 120 epochs in all: about 30-90 minutes, the cheap option. --max-train N shrinks every
+Cost on a 2-core CPU (the development machine trains the standard LeNet at 14-40 s per epoch
+on 29,400 images, its speed varying from day to day; the search's models take ~1-3x that):
+bayesian/random, 200 trials of ≤ 100 epochs, early stopping typically after 20-40: days.
+--tuner hyperband (--epochs 10): 30 trials, ≤ 120 epochs in all: about 1-2 hours (its first
+bracket, 18 trials, took 40 minutes), the cheap option. --max-train N shrinks every
 epoch in proportion.
 
 Several machines: start one chief (--role chief --oracle-ip ADDRESS --oracle-port PORT; ADDRESS

@@ -3,8 +3,9 @@
 * :func:`standard_lenet` — the reference study's LeNet (15,626 parameters).
 * :func:`classic_lenet5` — LeCun et al. 1998 as commonly reproduced (61,706 parameters).
 * :func:`lenet5` — the LeNet-5 topology with chosen widths, activation, pooling and dropout;
-  :func:`wide_lenet5` (120,382 parameters) and :func:`wider_lenet5` (496,138, the flagship
-  ensemble's member) are ReLU / max-pooling variants.
+  :func:`wide_lenet5` (120,382 parameters) and :func:`wider_lenet5` (496,138) are ReLU /
+  max-pooling variants; :func:`bn_lenet5` (465,578) adds batch normalisation (the flagship
+  ensemble's member).
 * :func:`lenet` — the general builder over the 12 searchable hyperparameters of the study.
 * :func:`optimized_lenet` — :func:`lenet` with the study's best hyperparameters (or a search's).
 * :func:`study_lenet` — the standard LeNet with a chosen activation, weight initializer, dropout
