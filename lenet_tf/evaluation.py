@@ -179,10 +179,37 @@ def evaluate(
     repeats: list[dict[str, Any]] = []
     probabilities: list[np.ndarray] = []
     histories: list[dict[str, list[float]]] = []
+    title = _title(model_info["name"], spec.members)
+
+    def write_outputs() -> dict[str, Any]:
+        on_disk = len(list((out / REPEATS_DIR).glob("repeat_*/metrics.json")))
+        summary = summarize_repeats(repeats)
+        result = {
+            "config": config,
+            "repeats_requested": spec.repeats,
+            "repeats_on_disk": on_disk,
+            "data_source": data.source,
+            "summary": summary,
+            "repeats": repeats,
+            "repeats_averaged": repeats_averaged(split.y_test, probabilities, spec.members),
+            "seconds": round(time.perf_counter() - started, 2),
+            "environment": environment(),
+        }
+        write_json(out / "evaluation.json", result)
+        write_text(out / "evaluation.md", evaluation_markdown(result))
+        digits = 5 if spec.members > 1 else 4  # as the reference reports ROC AUC
+        roc_path = out / "roc_curves.png"
+        plot_roc_curves(split.y_test, probabilities, summary["roc_auc"], roc_path, title=title, digits=digits)
+        plot_confusion(summary["confusion"], out / "confusion_matrix.png", title=title)
+        plot_repeat_accuracy(repeats, out / "accuracy_repeats.png", title=title)
+        plot_convergence(histories, out / "convergence.png", title=title, repeats=len(repeats))
+        return result
+
     for r in tqdm(range(spec.repeats), desc="repeats", unit="repeat", disable=not progress):
         directory = out / REPEATS_DIR / f"repeat_{r + 1:02d}"
         metrics_path, proba_path = directory / "metrics.json", directory / "test_probabilities.npy"
-        if metrics_path.is_file() and proba_path.is_file():
+        trained = not (metrics_path.is_file() and proba_path.is_file())
+        if not trained:
             metrics = read_json(metrics_path)
             probabilities.append(np.load(proba_path))
         else:
@@ -198,32 +225,17 @@ def evaluate(
         repeats.append(metrics)
         histories.extend(read_json(p)["history"] for p in sorted((directory / "members").glob("member_*.json")))
         echo(f"repeat {r + 1}/{spec.repeats}: test accuracy {metrics['test_accuracy']:.4f}")
+        if trained and r + 1 < spec.repeats:
+            # Hours-long runs: the outputs always cover every finished repeat, so an interrupted
+            # run has its tables and figures (marked "k of R") without being rerun.
+            write_outputs()
 
-    on_disk = len(list((out / REPEATS_DIR).glob("repeat_*/metrics.json")))
+    result = write_outputs()
+    on_disk = result["repeats_on_disk"]
     if on_disk > spec.repeats:
         echo(f"note: {on_disk} finished repeats are on disk; this summary uses the first {spec.repeats}"
              f" (--repeats {on_disk} to use them all)")  # fmt: skip
-    summary = summarize_repeats(repeats)
-    result = {
-        "config": config,
-        "repeats_requested": spec.repeats,
-        "repeats_on_disk": on_disk,
-        "data_source": data.source,
-        "summary": summary,
-        "repeats": repeats,
-        "repeats_averaged": repeats_averaged(split.y_test, probabilities, spec.members),
-        "seconds": round(time.perf_counter() - started, 2),
-        "environment": environment(),
-    }
-    write_json(out / "evaluation.json", result)
-    write_text(out / "evaluation.md", evaluation_markdown(result))
-    title = _title(model_info["name"], spec.members)
-    digits = 5 if spec.members > 1 else 4  # as the reference reports ROC AUC
-    plot_roc_curves(split.y_test, probabilities, summary["roc_auc"], out / "roc_curves.png", title=title, digits=digits)
-    plot_confusion(summary["confusion"], out / "confusion_matrix.png", title=title)
-    plot_repeat_accuracy(repeats, out / "accuracy_repeats.png", title=title)
-    plot_convergence(histories, out / "convergence.png", title=title, repeats=len(repeats))
-    echo(f"test accuracy {pm(summary['test_accuracy'])} over {len(repeats)} repeat(s); results in {out}")
+    echo(f"test accuracy {pm(result['summary']['test_accuracy'])} over {len(repeats)} repeat(s); results in {out}")
     return result
 
 
@@ -248,6 +260,9 @@ def evaluation_markdown(result: dict[str, Any]) -> str:
     n = summary["test_accuracy"]["n"]
     on_disk = result.get("repeats_on_disk", n)
     more = f" ({on_disk} finished on disk; `--repeats {on_disk}` summarises them all)" if on_disk > n else ""
+    requested = result.get("repeats_requested", n)
+    if n < requested:
+        more += f" — **{n} of {requested} repeats finished so far**; rerun the same command to continue"
     lines.append(f"{n} repeats{more}; std is the sample std (ddof=1); CI is 95 % (Student t).\n\n")
     if members > 1:
         lines.append(

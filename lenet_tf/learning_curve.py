@@ -117,10 +117,30 @@ def learning_curve(
         echo(f"resuming the learning curve in {out}: finished points are not trained again")
 
     points: list[dict[str, Any]] = []
+    title = model_title(model_info["name"]) + (f", ensemble of {spec.members}" if spec.members > 1 else "")
+
+    def write_outputs(rounds: int) -> dict[str, Any]:
+        ordered = sorted(points, key=lambda p: (p["size"], p["repeat"]))
+        result = {
+            "config": config,
+            "fractions": list(spec.fractions),
+            "repeats_requested": spec.repeats,
+            "data_source": data.source,
+            "curve": curve_summary(ordered, rounds),
+            "points": ordered,
+            "seconds": round(time.perf_counter() - started, 2),
+            "environment": environment(),
+        }
+        write_json(out / "learning_curve.json", result)
+        write_text(out / "learning_curve.md", learning_curve_markdown(result))
+        plot_learning_curve(result["curve"], out / "learning_curve.png", title=title)
+        return result
+
     bar = tqdm(total=len(sizes) * spec.repeats, desc="learning curve", unit="fit", disable=not progress)
     # Repeat-major: an interrupted run already holds whole curves (every size, fewer repeats), and
     # each point's seed depends only on (repeat, size), so the order changes no result.
     for r in range(spec.repeats):
+        trained = False
         for size in sizes:
             directory = out / POINTS_DIR / f"size_{size:05d}" / f"repeat_{r + 1:02d}"
             path = directory / "metrics.json"
@@ -142,26 +162,15 @@ def learning_curve(
                     "seconds": float(sum(res.seconds for res in results)),
                 }
                 write_json(path, point)
+                trained = True
             points.append(point)
             bar.update(1)
             bar.set_postfix(size=size, test=f"{point['test_accuracy']:.3f}")
+        if trained and r + 1 < spec.repeats:
+            write_outputs(r + 1)  # every finished round: whole curves on disk while the rest trains
     bar.close()
 
-    points.sort(key=lambda p: (p["size"], p["repeat"]))
-    curve = curve_summary(points, spec.repeats)
-    result = {
-        "config": config,
-        "fractions": list(spec.fractions),
-        "data_source": data.source,
-        "curve": curve,
-        "points": points,
-        "seconds": round(time.perf_counter() - started, 2),
-        "environment": environment(),
-    }
-    write_json(out / "learning_curve.json", result)
-    write_text(out / "learning_curve.md", learning_curve_markdown(result))
-    title = model_title(model_info["name"]) + (f", ensemble of {spec.members}" if spec.members > 1 else "")
-    plot_learning_curve(curve, out / "learning_curve.png", title=title)
+    result = write_outputs(spec.repeats)
     echo(f"learning curve: {out}/learning_curve.json, learning_curve.md, learning_curve.png")
     return result
 
@@ -187,9 +196,16 @@ def learning_curve_markdown(result: dict[str, Any]) -> str:
         for i, (size, n) in enumerate(zip(curve["sizes"], curve["counts"], strict=True))
     ]  # fmt: skip
     model = result["config"]["model"]["name"]
+    requested = result.get("repeats_requested", curve["repeats"])
+    unfinished = (
+        f"**{curve['repeats']} of {requested} repeats finished so far**; rerun the same command to continue.\n\n"
+        if curve["repeats"] < requested
+        else ""
+    )
     header = (
         f"# Learning curve: {model_title(model)} ({curve['repeats']} repeats per size, mean ± std)\n\n"
-        "Train accuracy: the trained model (the averaged members, for an ensemble) on its own training"
+        + unfinished
+        + "Train accuracy: the trained model (the averaged members, for an ensemble) on its own training"
         " subset, in inference mode; test accuracy: on the held-out test part of the evaluation split.\n\n"
     )
     return header + markdown_table(["training images", "train accuracy", "test accuracy"], rows)

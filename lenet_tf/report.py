@@ -80,7 +80,8 @@ def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         ref = None if differences else REFERENCE.get((model, members))
         digits = 5 if members > 1 else 4
         ours = {s: summary[f"{s}_accuracy"] for s in ("train", "val", "test")}
-        row = [label, ours["test"]["n"]]
+        n, requested = ours["test"]["n"], result.get("repeats_requested", ours["test"]["n"])
+        row = [label, n if n >= requested else f"{n} of {requested} (unfinished)"]
         for s in ("train", "val", "test"):
             row.append(pm(ours[s], 3))
             row.append(f"{ref[s][0]:.3f} ± {ref[s][1]:.3f}" if ref else "—")

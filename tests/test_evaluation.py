@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import lenet_tf.learning_curve as learning_curve_module
 from lenet_tf.data import Split, split_data
+from lenet_tf.ensemble import train_members
 from lenet_tf.errors import LenetError
 from lenet_tf.evaluation import EvaluationSpec, evaluate, repeat_metrics, repeats_averaged, summarize_repeats
 from lenet_tf.learning_curve import (
@@ -87,7 +89,19 @@ def test_repeat_metrics_roc_auc_and_confusion_against_hand_computation() -> None
 def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     spec = EvaluationSpec(model="classic", repeats=2, train=TrainConfig(epochs=1))
-    result = evaluate(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    partial: list[dict] = []
+
+    def snapshot(message: str) -> None:  # while repeat 2 is reported, repeat 1's outputs are on disk
+        if message.startswith("repeat 2/2"):
+            partial.append(json.loads((out / "evaluation.json").read_text()))
+            partial[-1]["md"] = (out / "evaluation.md").read_text()
+
+    result = evaluate(spec, out, data=tiny, progress=False, echo=snapshot)
+    assert partial[0]["summary"]["test_accuracy"]["n"] == 1 and partial[0]["repeats_requested"] == 2
+    assert "**1 of 2 repeats finished so far**" in partial[0]["md"]
+    assert "so far" not in (out / "evaluation.md").read_text()
+    unfinished = compare_markdown([(out / "evaluation.json", partial[0])])
+    assert "| classic [1] | 1 of 2 (unfinished) |" in unfinished
     assert result["config"]["split_sizes"] == {"train": 360, "val": 120, "test": 120}
     tests = [r["test_accuracy"] for r in result["repeats"]]
     assert len(tests) == 2 and tests[0] != tests[1]  # new seeds every repeat
@@ -175,25 +189,33 @@ def test_bad_evaluation_and_curve_settings() -> None:
     assert parse_fractions("0.2,0.1,0.2") == (0.1, 0.2)
 
 
-def test_learning_curve_points_summary_and_resume(tiny, tmp_path: Path) -> None:
+def test_learning_curve_points_summary_and_resume(tiny, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "curve"
     spec = LearningCurveSpec(model="classic", fractions=(0.1, 0.2), repeats=2, train=TrainConfig(epochs=2, patience=1))
-    # A shorter run (or an interrupted one: repeats go round the sizes) holds a whole curve.
-    first = learning_curve(replace(spec, repeats=1), out, data=tiny, progress=False, echo=lambda _: None)
-    assert first["curve"]["sizes"] == [36, 72] and first["curve"]["counts"] == [1, 1]
+    partial: list[dict] = []
+
+    def spy(*args, directory, **kwargs):  # when round 2 starts, round 1's whole curve is on disk
+        if "repeat_02" in str(directory) and not partial:
+            partial.append(json.loads((out / "learning_curve.json").read_text()))
+        return train_members(*args, directory=directory, **kwargs)
+
+    monkeypatch.setattr(learning_curve_module, "train_members", spy)
     result = learning_curve(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    assert partial[0]["curve"]["sizes"] == [36, 72] and partial[0]["curve"]["counts"] == [1, 1]
+    assert partial[0]["repeats_requested"] == 2
     assert result["curve"]["sizes"] == [36, 72]
     assert [(p["size"], p["repeat"]) for p in result["points"]] == [(36, 1), (36, 2), (72, 1), (72, 2)]
-    assert [p for p in result["points"] if p["repeat"] == 1] == first["points"]  # resumed, not retrained
-    assert len(result["points"]) == 4
     small = [p["test_accuracy"] for p in result["points"] if p["size"] == 36]
     assert result["curve"]["test_mean"][0] == pytest.approx(np.mean(small))
     assert result["curve"]["test_std"][0] == pytest.approx(np.std(small, ddof=1))
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "so far" not in (out / "learning_curve.md").read_text()
     messages: list[str] = []
     again = learning_curve(spec, out, data=tiny, progress=False, echo=messages.append)
     assert any(m.startswith("resuming the learning curve") for m in messages)
-    assert again["points"] == result["points"]
+    assert again["points"] == result["points"]  # resumed: the same points, seconds included
+    fewer = learning_curve(replace(spec, repeats=1), out, data=tiny, progress=False, echo=lambda _: None)
+    assert fewer["points"] == [p for p in result["points"] if p["repeat"] == 1]
     with pytest.raises(LenetError, match=r"--fractions: 0.02 of 360 training images is 7; a subset needs at least 20"):
         learning_curve(replace(spec, fractions=(0.02, 0.1)), tmp_path / "small", data=tiny, progress=False)
 
