@@ -35,7 +35,7 @@ from .models import model_title
 from .pipeline import prepare_job
 from .plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot_roc_curves
 from .runs import atomic_write, environment, markdown_table, open_run, read_json, write_json, write_text
-from .stats import ci_text, pm, pm_at, summarize
+from .stats import ci_at, ci_text, pm, pm_at, summarize
 from .training import FitResult, TrainConfig, accuracy
 
 REPEATS_DIR = "repeats"
@@ -243,13 +243,6 @@ def _title(model: str, members: int) -> str:
     return model_title(model) + (f", ensemble of {members}" if members > 1 else "")
 
 
-def _ci_at(summary: dict[str, Any], index: int, digits: int) -> str:
-    """The 95 % interval of entry ``index`` of a per-class summary ("n/a" for one repeat)."""
-    if summary["n"] < 2:
-        return "n/a"
-    return f"[{summary['ci_low'][index]:.{digits}f}, {summary['ci_high'][index]:.{digits}f}]"
-
-
 def evaluation_markdown(result: dict[str, Any]) -> str:
     """Markdown tables of an evaluation.json."""
     config, summary = result["config"], result["summary"]
@@ -279,7 +272,7 @@ def evaluation_markdown(result: dict[str, Any]) -> str:
             rows.append([label, pm(summary[name]), ci_text(summary[name])])
     lines.append(markdown_table(["accuracy", "mean ± std", "95 % CI"], rows))
     auc = summary["roc_auc"]
-    auc_rows = [[d, pm_at(auc, d, digits), _ci_at(auc, d, digits)] for d in range(N_CLASSES)]
+    auc_rows = [[d, pm_at(auc, d, digits), ci_at(auc, d, digits)] for d in range(N_CLASSES)]
     lines.append("\n## ROC AUC (one vs rest, test)\n\n" + markdown_table(["digit", "mean ± std", "95 % CI"], auc_rows))
     report = summary.get("report")
     if report:

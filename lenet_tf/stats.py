@@ -54,3 +54,9 @@ def ci_text(summary: dict[str, Any], digits: int = 4, *, bounds: tuple[float, fl
         return "n/a"
     low, high = max(summary["ci_low"], bounds[0]), min(summary["ci_high"], bounds[1])
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def ci_at(summary: dict[str, Any], index: int, digits: int = 4) -> str:
+    """:func:`ci_text` of entry ``index`` of a per-class summary (clipped to [0, 1] likewise)."""
+    entry = {"n": summary.get("n", 2), "ci_low": summary["ci_low"][index], "ci_high": summary["ci_high"][index]}
+    return ci_text(entry, digits)

@@ -20,7 +20,7 @@ from lenet_tf.learning_curve import (
     parse_fractions,
 )
 from lenet_tf.report import compare, compare_markdown, protocol_differences
-from lenet_tf.stats import ci_text, pm, pm_at, summarize
+from lenet_tf.stats import ci_at, ci_text, pm, pm_at, summarize
 from lenet_tf.training import FitResult, TrainConfig
 
 
@@ -39,6 +39,10 @@ def test_summary_statistics_by_hand() -> None:
     assert pm(single, 4) == "0.9000" and ci_text(single) == "n/a"
     assert pm(summary, 2) == "0.97 ± 0.01" and ci_text(summary, 2) == f"[{0.97 - half:.2f}, {0.97 + half:.2f}]"
     assert pm_at(per_class, 0, 3) == f"0.500 ± {np.sqrt(0.5):.3f}"
+    # Intervals of a bounded figure stay inside [0, 1], per class too.
+    auc = summarize([[0.9999, 0.5], [0.9990, 0.6]])
+    assert auc["ci_high"][0] > 1 and ci_at(auc, 0, 4).endswith(", 1.0000]")
+    assert ci_at(auc, 1, 2) == "[0.00, 1.00]"  # 0.55 ± 0.64: clipped at both ends
     assert ci_text(summarize([0.95, 0.99]), 2) == f"[{0.97 - 12.7062 * np.sqrt(0.0008) / np.sqrt(2):.2f}, 1.00]"
 
 
@@ -133,7 +137,8 @@ def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path) ->
     markdown = (out / "evaluation.md").read_text()
     assert f"test accuracy **{averaged['test_accuracy']:.4f}**" in markdown
     auc = grown["summary"]["roc_auc"]
-    assert f"| 0 | {pm_at(auc, 0, 4)} | [{auc['ci_low'][0]:.4f}, {auc['ci_high'][0]:.4f}] |" in markdown
+    low, high = max(auc["ci_low"][0], 0.0), min(auc["ci_high"][0], 1.0)
+    assert f"| 0 | {pm_at(auc, 0, 4)} | [{low:.4f}, {high:.4f}] |" in markdown
     recall = [[r["report"][str(d)]["recall"] for d in range(10)] for r in grown["repeats"]]
     assert grown["summary"]["report"]["recall"]["mean"] == pytest.approx(np.mean(recall, axis=0).tolist())
     assert "## Classification report" in markdown
