@@ -249,7 +249,8 @@ def evaluation_markdown(result: dict[str, Any]) -> str:
     members = config["members"]
     digits = 5 if members > 1 else 4  # as the reference reports ROC AUC
     title = _title(config["model"]["name"], members)
-    lines = [f"# Evaluation: {title}\n\n", f"Data: {result['data_source']}; split {config['split_sizes']}; "]
+    sizes = " / ".join(f"{v:,} {k}" for k, v in config["split_sizes"].items())
+    lines = [f"# Evaluation: {title}\n\n", f"Data: {result['data_source']}; split {sizes}; "]
     n = summary["test_accuracy"]["n"]
     on_disk = result.get("repeats_on_disk", n)
     more = f" ({on_disk} finished on disk; `--repeats {on_disk}` summarises them all)" if on_disk > n else ""
