@@ -180,6 +180,7 @@ def evaluate(
     probabilities: list[np.ndarray] = []
     histories: list[dict[str, list[float]]] = []
     title = _title(model_info["name"], spec.members)
+    written = False  # outputs written by this call (a resumed run writes the finished ones first)
 
     def write_outputs() -> dict[str, Any]:
         on_disk = len(list((out / REPEATS_DIR).glob("repeat_*/metrics.json")))
@@ -213,6 +214,8 @@ def evaluate(
             metrics = read_json(metrics_path)
             probabilities.append(np.load(proba_path))
         else:
+            if repeats and not written:
+                write_outputs()  # resumed: the finished repeats' outputs, before hours of training
             ensemble, results = train_members(
                 builder, split, members=spec.members, directory=directory, seed=repeat_seed(spec.seed, r),
                 config=spec.train, progress=progress,
@@ -229,6 +232,7 @@ def evaluate(
             # Hours-long runs: the outputs always cover every finished repeat, so an interrupted
             # run has its tables and figures (marked "k of R") without being rerun.
             write_outputs()
+            written = True
 
     result = write_outputs()
     on_disk = result["repeats_on_disk"]

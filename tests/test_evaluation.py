@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import lenet_tf.evaluation as evaluation_module
 import lenet_tf.learning_curve as learning_curve_module
 from lenet_tf.data import Split, split_data
 from lenet_tf.ensemble import train_members
@@ -90,7 +91,7 @@ def test_repeat_metrics_roc_auc_and_confusion_against_hand_computation() -> None
     assert summary["test_accuracy"]["std"] == pytest.approx(np.sqrt(0.02))
 
 
-def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path) -> None:
+def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "eval"
     spec = EvaluationSpec(model="classic", repeats=2, train=TrainConfig(epochs=1))
     partial: list[dict] = []
@@ -119,12 +120,20 @@ def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path) ->
     first_repeat = out / "repeats" / "repeat_01" / "metrics.json"
     stamp = first_repeat.stat().st_mtime_ns
 
+    seen: list[dict] = []
+
+    def spy(*args, **kwargs):  # a resumed run writes the finished repeats' outputs before training more
+        seen.append(json.loads((out / "evaluation.json").read_text()))
+        return train_members(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation_module, "train_members", spy)
     messages: list[str] = []
     grown = evaluate(
         EvaluationSpec(model="classic", repeats=3, train=TrainConfig(epochs=1)), out, data=tiny, progress=False,
         echo=messages.append,
     )  # fmt: skip
     assert any(m.startswith("resuming the evaluation") for m in messages)
+    assert [(x["summary"]["test_accuracy"]["n"], x["repeats_requested"]) for x in seen] == [(2, 3)]
     assert first_repeat.stat().st_mtime_ns == stamp  # not trained again
     assert [r["test_accuracy"] for r in grown["repeats"][:2]] == tests
     assert grown["summary"]["test_accuracy"]["n"] == 3
