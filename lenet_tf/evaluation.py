@@ -35,7 +35,7 @@ from .models import model_title
 from .pipeline import prepare_job
 from .plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot_roc_curves
 from .runs import atomic_write, environment, markdown_table, open_run, read_json, write_json, write_text
-from .stats import ci_at, ci_text, pm, pm_at, summarize
+from .stats import auc_digits, ci_at, ci_text, pm, pm_at, summarize
 from .training import FitResult, TrainConfig, accuracy
 
 REPEATS_DIR = "repeats"
@@ -180,7 +180,6 @@ def evaluate(
     probabilities: list[np.ndarray] = []
     histories: list[dict[str, list[float]]] = []
     title = _title(model_info["name"], spec.members)
-    written = False  # outputs written by this call (a resumed run writes the finished ones first)
 
     def write_outputs() -> dict[str, Any]:
         on_disk = len(list((out / REPEATS_DIR).glob("repeat_*/metrics.json")))
@@ -198,8 +197,8 @@ def evaluate(
         }
         write_json(out / "evaluation.json", result)
         write_text(out / "evaluation.md", evaluation_markdown(result))
-        digits = 5 if spec.members > 1 else 4  # as the reference reports ROC AUC
         roc_path = out / "roc_curves.png"
+        digits = auc_digits(spec.members)
         plot_roc_curves(split.y_test, probabilities, summary["roc_auc"], roc_path, title=title, digits=digits)
         plot_confusion(summary["confusion"], out / "confusion_matrix.png", title=title)
         plot_repeat_accuracy(repeats, out / "accuracy_repeats.png", title=title)
@@ -209,13 +208,14 @@ def evaluate(
     for r in tqdm(range(spec.repeats), desc="repeats", unit="repeat", disable=not progress):
         directory = out / REPEATS_DIR / f"repeat_{r + 1:02d}"
         metrics_path, proba_path = directory / "metrics.json", directory / "test_probabilities.npy"
-        trained = not (metrics_path.is_file() and proba_path.is_file())
-        if not trained:
+        if metrics_path.is_file() and proba_path.is_file():
             metrics = read_json(metrics_path)
             probabilities.append(np.load(proba_path))
         else:
-            if repeats and not written:
-                write_outputs()  # resumed: the finished repeats' outputs, before hours of training
+            if repeats:
+                # Hours-long runs: before each training the outputs cover every finished repeat
+                # (marked "k of R"), so an interrupted or resumed run has its tables and figures.
+                write_outputs()
             ensemble, results = train_members(
                 builder, split, members=spec.members, directory=directory, seed=repeat_seed(spec.seed, r),
                 config=spec.train, progress=progress,
@@ -228,11 +228,6 @@ def evaluate(
         repeats.append(metrics)
         histories.extend(read_json(p)["history"] for p in sorted((directory / "members").glob("member_*.json")))
         echo(f"repeat {r + 1}/{spec.repeats}: test accuracy {metrics['test_accuracy']:.4f}")
-        if trained and r + 1 < spec.repeats:
-            # Hours-long runs: the outputs always cover every finished repeat, so an interrupted
-            # run has its tables and figures (marked "k of R") without being rerun.
-            write_outputs()
-            written = True
 
     result = write_outputs()
     on_disk = result["repeats_on_disk"]
@@ -251,7 +246,7 @@ def evaluation_markdown(result: dict[str, Any]) -> str:
     """Markdown tables of an evaluation.json."""
     config, summary = result["config"], result["summary"]
     members = config["members"]
-    digits = 5 if members > 1 else 4  # as the reference reports ROC AUC
+    digits = auc_digits(members)
     title = _title(config["model"]["name"], members)
     sizes = " / ".join(f"{v:,} {k}" for k, v in config["split_sizes"].items())
     lines = [f"# Evaluation: {title}\n\n", f"Data: {result['data_source']}; split {sizes}; "]

@@ -120,7 +120,7 @@ def learning_curve(
     title = model_title(model_info["name"]) + (f", ensemble of {spec.members}" if spec.members > 1 else "")
 
     def write_outputs(rounds: int) -> dict[str, Any]:
-        ordered = sorted(points, key=lambda p: (p["size"], p["repeat"]))
+        ordered = sorted((p for p in points if p["repeat"] <= rounds), key=lambda p: (p["size"], p["repeat"]))
         result = {
             "config": config,
             "fractions": list(spec.fractions),
@@ -140,13 +140,18 @@ def learning_curve(
     # Repeat-major: an interrupted run already holds whole curves (every size, fewer repeats), and
     # each point's seed depends only on (repeat, size), so the order changes no result.
     for r in range(spec.repeats):
-        trained = False
+        round_written = False
         for size in sizes:
             directory = out / POINTS_DIR / f"size_{size:05d}" / f"repeat_{r + 1:02d}"
             path = directory / "metrics.json"
             if path.is_file():
                 point = read_json(path)
             else:
+                if r > 0 and not round_written:
+                    # Before a round trains, the curves of the rounds before it are on disk, so an
+                    # interrupted or resumed run holds whole curves.
+                    write_outputs(r)
+                    round_written = True
                 seed = repeat_seed(spec.seed, r) * 100_000 + size
                 subset = training_subset(split, size, seed=seed)
                 ensemble, results = train_members(
@@ -162,12 +167,9 @@ def learning_curve(
                     "seconds": float(sum(res.seconds for res in results)),
                 }
                 write_json(path, point)
-                trained = True
             points.append(point)
             bar.update(1)
             bar.set_postfix(size=size, test=f"{point['test_accuracy']:.3f}")
-        if trained and r + 1 < spec.repeats:
-            write_outputs(r + 1)  # every finished round: whole curves on disk while the rest trains
     bar.close()
 
     result = write_outputs(spec.repeats)

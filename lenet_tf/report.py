@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import LenetError
 from .runs import markdown_table, read_json, write_text
-from .stats import pm, pm_at
+from .stats import auc_digits, pm, pm_at
 from .training import TrainConfig
 
 # Reference study (Demichelis 2025): mean ± std over 10 repeated trainings, 25,200/8,400/8,400 split.
@@ -78,7 +78,7 @@ def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
                          " so no reference figures beside it.")  # fmt: skip
             label += f" [{len(notes)}]"
         ref = None if differences else REFERENCE.get((model, members))
-        digits = 5 if members > 1 else 4
+        digits = auc_digits(members)
         ours = {s: summary[f"{s}_accuracy"] for s in ("train", "val", "test")}
         n, requested = ours["test"]["n"], result.get("repeats_requested", ours["test"]["n"])
         row = [label, n if n >= requested else f"{n} of {requested} (unfinished)"]

@@ -56,6 +56,11 @@ def ci_text(summary: dict[str, Any], digits: int = 4, *, bounds: tuple[float, fl
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def auc_digits(members: int) -> int:
+    """Decimals of a ROC AUC, as the reference reports them: 4 for a single model, 5 for an ensemble."""
+    return 5 if members > 1 else 4
+
+
 def ci_at(summary: dict[str, Any], index: int, digits: int = 4) -> str:
     """:func:`ci_text` of entry ``index`` of a per-class summary (clipped to [0, 1] likewise)."""
     entry = {"n": summary.get("n", 2), "ci_low": summary["ci_low"][index], "ci_high": summary["ci_high"][index]}

@@ -341,7 +341,7 @@ def predict_proba(
     x = prepare(images)
     probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     if tta > 0:
-        augment_layers = augmentation(seed) if augment is None else config_augmentation(augment, seed)
+        augment_layers = config_augmentation(augment or TrainConfig(), seed)  # TrainConfig(): the defaults
         for _ in range(tta):
             batches = range(0, len(x), batch_size)
             shifted = np.concatenate(
