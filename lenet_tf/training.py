@@ -21,6 +21,7 @@ import numpy as np
 from keras import layers
 from tqdm.keras import TqdmCallback
 
+from . import interrupts
 from .data import IMAGE_SIDE, Split, prepare
 from .errors import LenetError
 
@@ -239,14 +240,21 @@ def fit(
     if progress:
         all_callbacks.append(TqdmCallback(verbose=0, desc=model.name, leave=False))
     all_callbacks.extend(callbacks or [])
+    all_callbacks.append(interrupts.InterruptCheck())
     x, y, options = _inputs(x_train, y_train, config, seed, training=True)
     if validated:
         vx, vy, _ = _inputs(x_val, y_val, config, seed, training=False)
         options["validation_data"] = vx if vy is None else (vx, vy)
     start = time.perf_counter()
-    history = trainer.fit(
-        x, y, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=0, **options
-    )
+    try:
+        history = trainer.fit(
+            x, y, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=0, **options
+        )
+    except Exception as exc:
+        # TensorFlow's tracing turns a Ctrl-C into a RuntimeError; a tuner would log it as a failed trial.
+        if interrupts.requested():
+            raise KeyboardInterrupt from exc
+        raise
     seconds = time.perf_counter() - start
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
     logs.pop("learning_rate", None)  # keep the history's keys the metrics' alone

@@ -10,15 +10,19 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import keras
 import pandas as pd
 import pytest
 
+from lenet_tf import interrupts
 from lenet_tf.cli import main
-from lenet_tf.models import OPTIMIZED_HPARAMS
+from lenet_tf.data import split_data
+from lenet_tf.models import OPTIMIZED_HPARAMS, classic_lenet5
 from lenet_tf.submission import read_submission
+from lenet_tf.training import TrainConfig, train
 
 EXE = Path(sys.executable).with_name("lenet-tf")
 
@@ -242,6 +246,68 @@ def test_ctrl_c_stops_with_one_line_and_the_finished_member_kept(kaggle_dir: Pat
     assert err.strip().splitlines() == ["lenet-tf: interrupted; run the same command again to resume"]
     assert sorted(p.name for p in (out / "members").glob("member_*")) == ["member_01.json", "member_01.keras"]
     assert not list(out.rglob(".*.partial*"))
+
+
+@pytest.fixture
+def ctrl_c_enabled() -> Iterator[None]:
+    """Ctrl-C raising KeyboardInterrupt, as in a terminal (CI may start the tests with it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+class _SwallowedCtrlC(keras.callbacks.Callback):
+    """Presses Ctrl-C in the first batch and swallows it, as a weakref callback inside Keras can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs_ended = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.epochs_ended == 0 and batch == 0:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1.0)  # the handler runs in the main thread at the next bytecode
+            except KeyboardInterrupt:
+                pass
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epochs_ended += 1
+
+
+def test_a_swallowed_ctrl_c_still_stops_training_at_the_epoch_end(tiny, ctrl_c_enabled) -> None:
+    split = split_data(tiny, "deployment", seed=0)
+    swallow = _SwallowedCtrlC()
+    with interrupts.handle_ctrl_c(), pytest.raises(KeyboardInterrupt):
+        train(classic_lenet5, split, config=TrainConfig(epochs=3, patience=3), seed=1, progress=False,
+              callbacks=[swallow])  # fmt: skip
+    assert swallow.epochs_ended == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the block
+
+
+def test_ctrl_c_that_tensorflow_turned_into_another_error_exits_130(ctrl_c_enabled, monkeypatch, capsys) -> None:
+    def traced(_args) -> None:  # what pybind11 does to a Ctrl-C during graph tracing
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            raise RuntimeError("MISMATCH of original and normalized active exception types") from None
+
+    monkeypatch.setattr("lenet_tf.cli._run", traced)
+    assert main(["train", "--model", "standard"]) == 130
+    assert capsys.readouterr().err.strip() == "lenet-tf: interrupted; run the same command again to resume"
+
+
+def test_an_ignored_ctrl_c_stays_ignored() -> None:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup or a shell's background job
+    try:
+        with interrupts.handle_ctrl_c():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        assert not interrupts.requested()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_same_seed_same_predictions_across_processes(kaggle_dir: Path, tmp_path: Path) -> None:
