@@ -1,4 +1,4 @@
-"""Ctrl-C that is never lost or mistaken for a crash.
+"""Ctrl-C that is never lost or mistaken for a crash (no TensorFlow import: the CLI loads this first).
 
 Python turns Ctrl-C into ``KeyboardInterrupt`` wherever the main thread happens to be. Two places
 there mishandle it: a weakref or ``__del__`` callback prints "Exception ignored" and swallows it
@@ -15,8 +15,6 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-
-import keras
 
 _requested = {"sigint": False}
 
@@ -53,13 +51,3 @@ def handle_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-class InterruptCheck(keras.callbacks.Callback):
-    """Stops a fit at the end of the epoch when a Ctrl-C was swallowed inside Keras or TensorFlow.
-
-    Only an epoch hook: a batch hook would make Keras wait for every batch's logs.
-    """
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        check()

@@ -210,6 +210,16 @@ def _inputs(
     return dataset, None, {"shuffle": False} if training else {}  # the dataset shuffles itself
 
 
+class InterruptCheck(keras.callbacks.Callback):
+    """Stops a fit at the end of the epoch when a Ctrl-C was swallowed inside Keras or TensorFlow.
+
+    Only an epoch hook: a batch hook would make Keras wait for every batch's logs.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        interrupts.check()
+
+
 def fit(
     model: keras.Model,
     x_train: np.ndarray,
@@ -240,7 +250,7 @@ def fit(
     if progress:
         all_callbacks.append(TqdmCallback(verbose=0, desc=model.name, leave=False))
     all_callbacks.extend(callbacks or [])
-    all_callbacks.append(interrupts.InterruptCheck())
+    all_callbacks.append(InterruptCheck())
     x, y, options = _inputs(x_train, y_train, config, seed, training=True)
     if validated:
         vx, vy, _ = _inputs(x_val, y_val, config, seed, training=False)
