@@ -716,25 +716,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen in logs
     quiet_tensorflow_import()  # build_parser already needs the model registry, hence Keras
     args = parse_args(argv)
-    interrupted = "lenet-tf: interrupted; run the same command again to resume"
     try:
         with interrupts.handle_ctrl_c():
             _run(args)
+    except LenetError as exc:
+        print(f"lenet-tf: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(interrupted, file=sys.stderr)
+        print("lenet-tf: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    except Exception as exc:
-        if interrupts.requested():  # a Ctrl-C that TensorFlow re-raised as another error
-            print(interrupted, file=sys.stderr)
-            return 130
-        if isinstance(exc, LenetError):
-            print(f"lenet-tf: error: {exc}", file=sys.stderr)
-            return 2
-        if isinstance(exc, OSError):
-            where = f"{exc.filename}: " if exc.filename else ""
-            print(f"lenet-tf: error: {where}{exc.strerror or exc}", file=sys.stderr)
-            return 2
-        raise
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lenet-tf: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -4,7 +4,7 @@ Python turns Ctrl-C into ``KeyboardInterrupt`` wherever the main thread happens 
 there mishandle it: a weakref or ``__del__`` callback prints "Exception ignored" and swallows it
 (the run then goes on as if nothing happened), and TensorFlow's graph tracing (pybind11) turns it
 into a ``RuntimeError``. So the handler also records the request: training checks the record after
-every epoch and the command line treats any error raised after a request as the interruption.
+every epoch, and any error raised after a request is re-raised as the interruption.
 
 The record is process-wide on purpose: a signal is delivered to the process, not to one object.
 """
@@ -19,15 +19,24 @@ from types import FrameType
 _requested = {"sigint": False}
 
 
-def requested() -> bool:
-    """Whether Ctrl-C was pressed while :func:`handle_ctrl_c` was active."""
-    return _requested["sigint"]
-
-
 def check() -> None:
     """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed but swallowed on the way."""
     if _requested["sigint"]:
         raise KeyboardInterrupt
+
+
+@contextmanager
+def as_interruption() -> Iterator[None]:
+    """Re-raise an error that follows a Ctrl-C as ``KeyboardInterrupt``.
+
+    Needed wherever a caller catches ``Exception``: keras-tuner would log the trial as failed.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if _requested["sigint"]:
+            raise KeyboardInterrupt from exc
+        raise
 
 
 def _on_sigint(_signum: int, _frame: FrameType | None) -> None:
@@ -39,15 +48,17 @@ def _on_sigint(_signum: int, _frame: FrameType | None) -> None:
 def handle_ctrl_c() -> Iterator[None]:
     """Record Ctrl-C (and raise ``KeyboardInterrupt`` as usual) inside the block.
 
-    A process started with Ctrl-C ignored (``nohup``, a shell's background job) keeps ignoring it.
+    Any error that escapes the block after a Ctrl-C leaves it as ``KeyboardInterrupt``. A process
+    started with Ctrl-C ignored (``nohup``, a shell's background job) keeps ignoring it.
     """
-    _requested["sigint"] = False  # kept after the block, for the caller's error handling
+    _requested["sigint"] = False
     previous = signal.getsignal(signal.SIGINT)
     if previous is not signal.default_int_handler:
         yield
         return
     signal.signal(signal.SIGINT, _on_sigint)
     try:
-        yield
+        with as_interruption():
+            yield
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -256,15 +256,10 @@ def fit(
         vx, vy, _ = _inputs(x_val, y_val, config, seed, training=False)
         options["validation_data"] = vx if vy is None else (vx, vy)
     start = time.perf_counter()
-    try:
+    with interrupts.as_interruption():  # TensorFlow's tracing can turn a Ctrl-C into a RuntimeError
         history = trainer.fit(
             x, y, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=0, **options
         )
-    except Exception as exc:
-        # TensorFlow's tracing turns a Ctrl-C into a RuntimeError; a tuner would log it as a failed trial.
-        if interrupts.requested():
-            raise KeyboardInterrupt from exc
-        raise
     seconds = time.perf_counter() - start
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
     logs.pop("learning_rate", None)  # keep the history's keys the metrics' alone
