@@ -82,7 +82,7 @@ ensemble-reference: install
 
 # The flagship's levers, one member each, from the reference protocol to the flagship → results/levers/.
 levers: install
-	$(BIN)/python -m lenet_tf.levers $(DATA_ARG) --out $(or $(OUT),results/levers) $(ARGS)
+	$(BIN)/python -m lenet_tf.experiments.levers $(DATA_ARG) --out $(or $(OUT),results/levers) $(ARGS)
 
 # MODEL=ensemble is the study's ensemble (10 optimized LeNets per repeat); MEMBERS=K only when given.
 MEMBERS_ARG = $(if $(call GIVEN,MEMBERS),--members $(MEMBERS),)
@@ -140,4 +140,4 @@ jupyter: install
 
 # Speed and memory benchmarks (ratios within one run) into results/bench/; not part of `make test`.
 bench: install
-	$(BIN)/python -m lenet_tf.benchmark $(DATA_ARG) --out $(or $(OUT),results/bench) $(ARGS)
+	$(BIN)/python -m lenet_tf.experiments.benchmark $(DATA_ARG) --out $(or $(OUT),results/bench) $(ARGS)

@@ -558,7 +558,7 @@ def _run(args: argparse.Namespace) -> None:
             print(f"{name:13s} {model.name:16s} {model.count_params():>7,d} parameters")
         return
     if args.command == "compare":
-        from .report import compare
+        from .experiments.report import compare
 
         print(f"report: {compare(args.results, args.output)}")
         return
@@ -570,12 +570,12 @@ def _run(args: argparse.Namespace) -> None:
 
     fractions = None
     if args.command == "learning-curve":
-        from .learning_curve import parse_fractions
+        from .experiments.learning_curve import parse_fractions
 
         fractions = parse_fractions(args.fractions)
     configurations = None
     if args.command == "study":
-        from .studies import study_configurations
+        from .experiments.studies import study_configurations
 
         only = [label.strip() for label in args.only.split(",") if label.strip()] if args.only else None
         configurations = tuple(study_configurations(args.name, only))
@@ -583,14 +583,14 @@ def _run(args: argparse.Namespace) -> None:
         raise LenetError("robustness needs --model (to train one) or --run DIR (a finished run to attack)")
     data = load_data(args.data, test=args.test)
     if args.command == "explore":
-        from .exploration import explore
+        from .experiments.exploration import explore
 
         explore(data, args.out, model_run=args.model_run, members=args.members, seed=args.seed)
         return
 
     if args.command == "tune":
         with _environment(env):  # before keras-tuner's import: it reads them
-            from .tuning import TuneSpec, tune
+            from .experiments.tuning import TuneSpec, tune
 
             spec = TuneSpec(
                 tuner=args.tuner, max_trials=args.trials, epochs=args.epochs, batch_size=args.batch_size,
@@ -607,7 +607,7 @@ def _run(args: argparse.Namespace) -> None:
         return
 
     if args.command == "baselines":
-        from .baselines import BaselineSpec, baselines
+        from .experiments.baselines import BaselineSpec, baselines
 
         spec = BaselineSpec(
             knn_k=args.knn_k, knn_pca=args.knn_pca, rf_trees=args.rf_trees, rf_depth=args.rf_depth,
@@ -626,7 +626,7 @@ def _run(args: argparse.Namespace) -> None:
         steps_per_execution=args.steps_per_execution, restore_best=not args.final_weights,
     )  # fmt: skip
     if args.command == "robustness":
-        from .robustness import RobustnessSpec, robustness
+        from .experiments.robustness import RobustnessSpec, robustness
 
         spec = RobustnessSpec(
             model=args.model, run=args.run, hparams_path=args.hparams, repeats=args.repeats,
@@ -638,7 +638,7 @@ def _run(args: argparse.Namespace) -> None:
         robustness(spec, out, data=data, force=args.force, progress=not args.no_progress)
         return
     if args.command == "study":
-        from .studies import StudySpec, study
+        from .experiments.studies import StudySpec, study
 
         spec = StudySpec(
             name=args.name, repeats=args.repeats, configurations=configurations, seed=args.seed,
@@ -656,11 +656,11 @@ def _run(args: argparse.Namespace) -> None:
     label = "ensemble" if args.model == "ensemble" else model
     options = {"data": data, "force": args.force, "progress": not args.no_progress}
     if args.command == "evaluate":
-        from .evaluation import EvaluationSpec, evaluate
+        from .experiments.evaluation import EvaluationSpec, evaluate
 
         evaluate(EvaluationSpec(repeats=args.repeats, **common), args.out or f"results/evaluate-{label}", **options)
     elif args.command == "learning-curve":
-        from .learning_curve import LearningCurveSpec, learning_curve
+        from .experiments.learning_curve import LearningCurveSpec, learning_curve
 
         spec = LearningCurveSpec(repeats=args.repeats, fractions=fractions, **common)
         learning_curve(spec, args.out or f"results/learning-curve-{label}", **options)

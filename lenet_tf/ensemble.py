@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .data import Split
 from .errors import LenetError
-from .runs import CONFIG_FILE, read_json, save_model, write_json
+from .rundir import CONFIG_FILE, read_json, save_model, write_json
 from .training import FitResult, TrainConfig, predict_proba, refit, train
 
 # `make ensemble` / `lenet-tf ensemble --recipe flagship`: what careful training makes of small

@@ -20,7 +20,7 @@ import numpy as np
 from .data import IMAGE_SIDE, N_CLASSES, prepare
 from .errors import LenetError
 from .plots import _save, plt
-from .runs import read_json
+from .rundir import read_json
 
 HISTORY_KEYS = ("accuracy", "val_accuracy", "loss", "val_loss")
 

@@ -29,7 +29,7 @@ from .ensemble import Ensemble, refit_members, train_members
 from .errors import LenetError
 from .models import model_title, resolve_model
 from .plots import plot_convergence
-from .runs import environment, markdown_table, open_run, write_json, write_text
+from .rundir import environment, markdown_table, open_run, write_json, write_text
 from .submission import write_submission
 from .training import FitResult, TrainConfig, accuracy
 

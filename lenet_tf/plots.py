@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from .runs import atomic_write  # noqa: E402
+from .rundir import atomic_write  # noqa: E402
 from .stats import pm_at  # noqa: E402
 
 

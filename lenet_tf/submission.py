@@ -10,7 +10,7 @@ import pandas as pd
 
 from .data import N_CLASSES
 from .errors import LenetError
-from .runs import write_text
+from .rundir import write_text
 
 HEADER = ["ImageId", "Label"]
 KAGGLE_TEST_ROWS = 28_000

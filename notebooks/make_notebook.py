@@ -118,7 +118,7 @@ def show_markdown(path):
 ## 1. The data
 
 Labels, splits, pixel statistics, a PCA projection and the mean digit of each class
-(`lenet_tf.exploration.explore`, also `lenet-tf explore` and `make explore`).
+(`lenet_tf.experiments.exploration.explore`, also `lenet-tf explore` and `make explore`).
 """,
     ),
     (
@@ -171,7 +171,7 @@ show(standard_run / "first_layer.png")
         """
 ## 3. The hyperparameter search
 
-The search (`lenet-tf tune`, `lenet_tf.tuning`) writes its best hyperparameters to
+The search (`lenet-tf tune`, `lenet_tf.experiments.tuning`) writes its best hyperparameters to
 `results/tune/best_hparams.json` (`HPARAMS`), with its report beside it. When that file is there
 it is used below; otherwise the optimized LeNet uses the study's published best values.
 """,

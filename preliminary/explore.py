@@ -1,6 +1,6 @@
 """Preliminary data exploration: figures and a Markdown summary of the digits.
 
-A thin script over :func:`lenet_tf.exploration.explore` (the same as ``lenet-tf explore``)::
+A thin script over :func:`lenet_tf.experiments.exploration.explore` (the same as ``lenet-tf explore``)::
 
     python preliminary/explore.py --data digit-recognizer.zip --out results/explore \
         [--model-run results/ensemble]
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from lenet_tf.data import load_data
     from lenet_tf.errors import LenetError
-    from lenet_tf.exploration import explore
+    from lenet_tf.experiments.exploration import explore
 
     try:
         digits = load_data(args.data, test=args.test)

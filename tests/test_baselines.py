@@ -8,10 +8,10 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 
-from lenet_tf.baselines import BaselineSpec, Cell, baselines, features
 from lenet_tf.cli import main
 from lenet_tf.data import split_data
 from lenet_tf.errors import LenetError
+from lenet_tf.experiments.baselines import BaselineSpec, Cell, baselines, features
 
 SMALL = BaselineSpec(knn_k=(3,), knn_pca=(5, 784), rf_trees=(5,), rf_depth=(4, None), repeats=2, n_jobs=1)
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from lenet_tf.benchmark import PACE_OPTIONS, benchmark_markdown, flagship_pace, training_throughput
+from lenet_tf.experiments.benchmark import PACE_OPTIONS, benchmark_markdown, flagship_pace, training_throughput
 
 
 def test_training_throughput_compares_both_paths(tiny) -> None:

@@ -7,20 +7,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lenet_tf.evaluation as evaluation_module
-import lenet_tf.learning_curve as learning_curve_module
+import lenet_tf.experiments.evaluation as evaluation_module
+import lenet_tf.experiments.learning_curve as learning_curve_module
 from lenet_tf.data import Split, split_data
 from lenet_tf.ensemble import train_members
 from lenet_tf.errors import LenetError
-from lenet_tf.evaluation import EvaluationSpec, evaluate, repeat_metrics, repeats_averaged, summarize_repeats
-from lenet_tf.learning_curve import (
+from lenet_tf.experiments.evaluation import (
+    EvaluationSpec,
+    evaluate,
+    repeat_metrics,
+    repeats_averaged,
+    summarize_repeats,
+)
+from lenet_tf.experiments.learning_curve import (
     LearningCurveSpec,
     curve_summary,
     learning_curve,
     learning_curve_markdown,
     parse_fractions,
 )
-from lenet_tf.report import compare, compare_markdown, protocol_differences
+from lenet_tf.experiments.report import compare, compare_markdown, protocol_differences
 from lenet_tf.stats import ci_at, ci_text, pm, pm_at, summarize
 from lenet_tf.training import FitResult, TrainConfig
 

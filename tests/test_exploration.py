@@ -11,7 +11,7 @@ import pytest
 from lenet_tf.data import DigitData, split_data
 from lenet_tf.ensemble import Ensemble
 from lenet_tf.errors import LenetError
-from lenet_tf.exploration import FIGURES, TEST_FIGURE, explore, pixel_statistics, stratified_indices
+from lenet_tf.experiments.exploration import FIGURES, TEST_FIGURE, explore, pixel_statistics, stratified_indices
 from lenet_tf.models import classic_lenet5
 from lenet_tf.training import set_seed
 

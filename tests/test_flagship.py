@@ -15,7 +15,7 @@ from lenet_tf.cli import main, parse_args
 from lenet_tf.data import prepare, split_data
 from lenet_tf.ensemble import FLAGSHIP, REFIT_DIR, Ensemble, flagship_train_config
 from lenet_tf.errors import LenetError
-from lenet_tf.levers import measure_levers
+from lenet_tf.experiments.levers import measure_levers
 from lenet_tf.models import BUILDERS, wide_lenet5
 from lenet_tf.pipeline import JobSpec, run_training
 from lenet_tf.training import TrainConfig, _schedule, fit, predict_proba, refit, train, train_together

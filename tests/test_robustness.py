@@ -10,9 +10,7 @@ import pytest
 from lenet_tf.cli import main
 from lenet_tf.data import prepare, split_data
 from lenet_tf.errors import LenetError
-from lenet_tf.models import mlp
-from lenet_tf.pipeline import JobSpec, run_training
-from lenet_tf.robustness import (
+from lenet_tf.experiments.robustness import (
     AdversarialTrainer,
     RobustnessSpec,
     accuracy_under_attack,
@@ -21,6 +19,8 @@ from lenet_tf.robustness import (
     robustness,
     train_model,
 )
+from lenet_tf.models import mlp
+from lenet_tf.pipeline import JobSpec, run_training
 from lenet_tf.training import TrainConfig, accuracy
 
 W = np.array([[2.0, -1.0, 0.5], [-0.5, 1.5, -2.0], [1.0, 0.2, -0.3]], dtype=np.float32)

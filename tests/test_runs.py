@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lenet_tf.errors import LenetError
-from lenet_tf.runs import markdown_table, open_run, read_json, write_json, write_text
+from lenet_tf.rundir import markdown_table, open_run, read_json, write_json, write_text
 
 
 def test_open_run_resumes_same_config_and_refuses_another(tmp_path: Path) -> None:

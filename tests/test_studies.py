@@ -9,7 +9,7 @@ import pytest
 
 from lenet_tf.cli import main
 from lenet_tf.errors import LenetError
-from lenet_tf.studies import (
+from lenet_tf.experiments.studies import (
     STUDIES,
     GradientMagnitudes,
     StudyConfig,

@@ -18,8 +18,7 @@ from lenet_tf import models
 from lenet_tf.cli import main
 from lenet_tf.data import DigitData
 from lenet_tf.errors import LenetError
-from lenet_tf.models import DEFAULT_BEST_HPARAMS, OPTIMIZED_HPARAMS, SEARCH_SPACE, load_hparams, resolve_model
-from lenet_tf.tuning import (
+from lenet_tf.experiments.tuning import (
     OUTPUTS,
     PLOTS,
     LeNetHyperModel,
@@ -29,6 +28,7 @@ from lenet_tf.tuning import (
     search_space,
     tune,
 )
+from lenet_tf.models import DEFAULT_BEST_HPARAMS, OPTIMIZED_HPARAMS, SEARCH_SPACE, load_hparams, resolve_model
 
 TINY_SEARCH = {"epochs": 1}
 

@@ -28,15 +28,15 @@ import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
 from tqdm.auto import tqdm
 
-from .data import N_CLASSES, DigitData, Split
-from .ensemble import Ensemble, train_members
-from .errors import LenetError
-from .models import model_title
-from .pipeline import prepare_job
-from .plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot_roc_curves
-from .runs import atomic_write, environment, markdown_table, open_run, read_json, write_json, write_text
-from .stats import auc_digits, ci_at, ci_text, pm, pm_at, summarize
-from .training import FitResult, TrainConfig, accuracy
+from ..data import N_CLASSES, DigitData, Split
+from ..ensemble import Ensemble, train_members
+from ..errors import LenetError
+from ..models import model_title
+from ..pipeline import prepare_job
+from ..plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot_roc_curves
+from ..rundir import atomic_write, environment, markdown_table, open_run, read_json, write_json, write_text
+from ..stats import auc_digits, ci_at, ci_text, pm, pm_at, summarize
+from ..training import FitResult, TrainConfig, accuracy
 
 REPEATS_DIR = "repeats"
 SETS = ("train", "val", "test")

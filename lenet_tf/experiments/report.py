@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import LenetError
-from .runs import markdown_table, read_json, write_text
-from .stats import auc_digits, pm, pm_at
-from .training import TrainConfig
+from ..errors import LenetError
+from ..rundir import markdown_table, read_json, write_text
+from ..stats import auc_digits, pm, pm_at
+from ..training import TrainConfig
 
 # Reference study (Demichelis 2025): mean ± std over 10 repeated trainings, 25,200/8,400/8,400 split.
 REFERENCE: dict[tuple[str, int], dict[str, Any]] = {

@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from .data import DigitData, load_data, prepare, split_data, subsample
-from .ensemble import FLAGSHIP, Ensemble, flagship_train_config
-from .errors import LenetError
-from .models import BUILDERS, get_builder
-from .runs import environment, markdown_table, write_json, write_text
-from .training import TrainConfig, _inputs, _trainer, fit, members_together, set_seed
+from ..data import DigitData, load_data, prepare, split_data, subsample
+from ..ensemble import FLAGSHIP, Ensemble, flagship_train_config
+from ..errors import LenetError
+from ..models import BUILDERS, get_builder
+from ..rundir import environment, markdown_table, write_json, write_text
+from ..training import TrainConfig, _inputs, _trainer, fit, members_together, set_seed
 
 
 def training_throughput(data: DigitData, model: str, *, images: int, epochs: int, batch_size: int) -> dict[str, Any]:
@@ -217,7 +217,9 @@ def benchmark_markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lenet_tf.benchmark", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lenet_tf.experiments.benchmark", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--data", help="data source as for lenet-tf (default: ./data/ or the embedded sample)")
     parser.add_argument("--out", default="results/bench", help="results directory (default results/bench)")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not for reporting)")

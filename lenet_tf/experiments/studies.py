@@ -39,20 +39,20 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .data import DigitData, prepare
-from .errors import LenetError
-from .evaluation import repeat_seed
-from .models import study_lenet
-from .pipeline import prepare_job
-from .plots import (
+from ..data import DigitData, prepare
+from ..errors import LenetError
+from ..models import study_lenet
+from ..pipeline import prepare_job
+from ..plots import (
     plot_configuration_accuracy,
     plot_configuration_convergence,
     plot_gradient_magnitudes,
     plot_learning_rate_grid,
 )
-from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
-from .stats import ci_text, pm, summarize
-from .training import TrainConfig, accuracy, fit, set_seed
+from ..rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from ..stats import ci_text, pm, summarize
+from ..training import TrainConfig, accuracy, fit, set_seed
+from .evaluation import repeat_seed
 
 CONFIGURATIONS_DIR = "configurations"
 GRADIENT_BATCH = 256

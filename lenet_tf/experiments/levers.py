@@ -19,11 +19,11 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import DigitData, load_data, split_data, subsample
-from .ensemble import FLAGSHIP, flagship_train_config
-from .models import get_builder
-from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
-from .training import TrainConfig, train, train_together
+from ..data import DigitData, load_data, split_data, subsample
+from ..ensemble import FLAGSHIP, flagship_train_config
+from ..models import get_builder
+from ..rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from ..training import TrainConfig, train, train_together
 
 LEVERS_DIR = "levers"
 
@@ -113,7 +113,7 @@ def measure_levers(
     levers = [lever for lever in LEVERS if names is None or lever.name in names]
     unknown = set(names or ()) - {lever.name for lever in LEVERS}
     if unknown:
-        from .errors import LenetError
+        from ..errors import LenetError
 
         raise LenetError(f"unknown lever {sorted(unknown)[0]!r}; choose from {', '.join(lv.name for lv in LEVERS)}")
     if epochs is not None:
@@ -198,13 +198,13 @@ def levers_markdown(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lenet_tf.levers --data ZIP --out DIR [--only a,b] [--epochs N]``."""
+    """``python -m lenet_tf.experiments.levers --data ZIP --out DIR [--only a,b] [--epochs N]``."""
     import argparse
     import sys
 
-    from .errors import LenetError
+    from ..errors import LenetError
 
-    parser = argparse.ArgumentParser(prog="python -m lenet_tf.levers", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lenet_tf.experiments.levers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="data source, as for lenet-tf")
     parser.add_argument("--out", default="results/levers", help="output directory (default results/levers)")
     parser.add_argument("--only", help="comma-separated lever names (default all)")

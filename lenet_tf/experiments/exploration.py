@@ -22,11 +22,11 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
-from .data import IMAGE_SIDE, N_CLASSES, DigitData, split_data
-from .errors import LenetError
-from .figures import plot_digit_grid, plot_test_predictions
-from .plots import _save, plt
-from .runs import markdown_table, write_json, write_text
+from ..data import IMAGE_SIDE, N_CLASSES, DigitData, split_data
+from ..errors import LenetError
+from ..figures import plot_digit_grid, plot_test_predictions
+from ..plots import _save, plt
+from ..rundir import markdown_table, write_json, write_text
 
 FIGURES = ("samples.png", "label_distribution.png", "pixel_intensity.png", "pca_scatter.png", "mean_digits.png")
 TEST_FIGURE = "test_predictions.png"
@@ -278,7 +278,7 @@ def _plot_mean_digits(data: DigitData, counts: np.ndarray, path: Path) -> Path:
 def _plot_test_predictions(
     data: DigitData, model_run: str | Path, members: int | None, test_samples: int, path: Path
 ) -> tuple[Path, dict[str, Any]]:
-    from .ensemble import Ensemble  # TensorFlow only when a model is asked for
+    from ..ensemble import Ensemble  # TensorFlow only when a model is asked for
 
     ensemble = Ensemble.load(model_run, limit=members)
     images = data.test_images[:test_samples]

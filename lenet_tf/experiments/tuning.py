@@ -41,12 +41,12 @@ import keras_tuner
 import numpy as np
 import pandas as pd
 
-from . import models
-from .data import DigitData, load_data, prepare, split_data, subsample
-from .errors import LenetError
-from .plots import plot_hparam_importance, plot_intermediate_values, plot_optimization_history
-from .runs import atomic_write, environment, markdown_table, open_run, write_json, write_text
-from .training import TrainConfig, fit, set_seed
+from .. import models
+from ..data import DigitData, load_data, prepare, split_data, subsample
+from ..errors import LenetError
+from ..plots import plot_hparam_importance, plot_intermediate_values, plot_optimization_history
+from ..rundir import atomic_write, environment, markdown_table, open_run, write_json, write_text
+from ..training import TrainConfig, fit, set_seed
 
 TUNERS = ("bayesian", "hyperband", "random")
 DEFAULT_TRIALS = 200

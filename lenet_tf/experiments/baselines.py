@@ -4,7 +4,7 @@ random forests (scikit-learn Pipelines on the 784 pixels scaled to [0, 1]).
 The split is the evaluation protocol's (60/20/20, via :func:`lenet_tf.pipeline.prepare_job`), so
 the figures sit beside ``lenet-tf evaluate``'s: validation and test accuracy, per-class
 one-vs-rest ROC AUC (from ``predict_proba``), the row-normalised confusion matrix and the
-classification report on the held-out test part (:func:`lenet_tf.evaluation.heldout_metrics`), plus
+classification report on the held-out test part (:func:`lenet_tf.experiments.evaluation.heldout_metrics`), plus
 fit and predict times. Each grid cell is fitted once per repeat; kNN with PCA is deterministic
 (one fit per cell), a random forest gets a new seed every repeat.
 
@@ -35,14 +35,14 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
-from .data import N_CLASSES, N_PIXELS, DigitData
-from .errors import LenetError
+from ..data import N_CLASSES, N_PIXELS, DigitData
+from ..errors import LenetError
+from ..pipeline import prepare_job
+from ..plots import plot_baseline_grids
+from ..rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from ..stats import ci_text, pm, pm_at, summarize
+from ..training import accuracy
 from .evaluation import heldout_metrics, repeat_seed
-from .pipeline import prepare_job
-from .plots import plot_baseline_grids
-from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
-from .stats import ci_text, pm, pm_at, summarize
-from .training import accuracy
 
 KNN_K = (3, 10, 50, 100)
 KNN_PCA = (5, 25, 50, 100, N_PIXELS)  # 784 = every pixel, no PCA
@@ -154,7 +154,7 @@ def fit_cell(
     n_jobs: int | None,
 ) -> dict[str, Any]:
     """Fit one cell's pipeline and measure it: validation accuracy, the test figures of
-    :func:`lenet_tf.evaluation.heldout_metrics`, fit and (test) predict seconds."""
+    :func:`lenet_tf.experiments.evaluation.heldout_metrics`, fit and (test) predict seconds."""
     model = cell.pipeline(seed, n_jobs)
     started = time.perf_counter()
     model.fit(x_train, y_train)

@@ -18,16 +18,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .data import N_CLASSES, DigitData, Split, stratified_indices
-from .ensemble import train_members
-from .errors import LenetError
+from ..data import N_CLASSES, DigitData, Split, stratified_indices
+from ..ensemble import train_members
+from ..errors import LenetError
+from ..models import model_title
+from ..pipeline import prepare_job
+from ..plots import plot_learning_curve
+from ..rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from ..stats import pm, summarize
+from ..training import TrainConfig, accuracy
 from .evaluation import repeat_seed
-from .models import model_title
-from .pipeline import prepare_job
-from .plots import plot_learning_curve
-from .runs import environment, markdown_table, open_run, read_json, write_json, write_text
-from .stats import pm, summarize
-from .training import TrainConfig, accuracy
 
 DEFAULT_FRACTIONS = tuple(round(0.01 * i, 2) for i in range(1, 11))
 POINTS_DIR = "points"

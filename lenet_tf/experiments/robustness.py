@@ -36,17 +36,17 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .data import DigitData, Split, prepare
-from .ensemble import Ensemble
-from .errors import LenetError
+from ..data import DigitData, Split, prepare
+from ..ensemble import Ensemble
+from ..errors import LenetError
+from ..figures import plot_digit_grid
+from ..models import INPUT_SHAPE, LeNetHParams, get_builder, lenet, model_title
+from ..pipeline import prepare_job
+from ..plots import plot_accuracy_vs_epsilon
+from ..rundir import CONFIG_FILE, environment, markdown_table, open_run, read_json, save_model, write_json, write_text
+from ..stats import pm, summarize
+from ..training import FitResult, TrainConfig, accuracy, fit, set_seed
 from .evaluation import repeat_seed
-from .figures import plot_digit_grid
-from .models import INPUT_SHAPE, LeNetHParams, get_builder, lenet, model_title
-from .pipeline import prepare_job
-from .plots import plot_accuracy_vs_epsilon
-from .runs import CONFIG_FILE, environment, markdown_table, open_run, read_json, save_model, write_json, write_text
-from .stats import pm, summarize
-from .training import FitResult, TrainConfig, accuracy, fit, set_seed
 
 EPSILONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 TRAIN_EPSILON = 0.1
