@@ -258,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--final-weights", action="store_true",
-            help="keep the last epoch's weights instead of the best validation epoch's: the validation "
-            "images then select nothing and their accuracy is a clean held-out estimate",
+            help="train all --epochs (no early stopping) and keep the last weights: the validation images then"
+            " choose neither weights nor epochs (a recipe tuned on them, as the flagship's was, is still favoured)",
         )  # fmt: skip
 
     names = ", ".join(BUILDERS)
@@ -328,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_cmp.add_argument("--results", default="results", help="directory searched for evaluations (default results)")
     p_cmp.add_argument("--output", default="results/report.md", help="Markdown report (default results/report.md)")
+    p_cmp.add_argument("--force", action="store_true", help="replace an existing --output that compare did not write")
 
     p_pred = command(
         "predict",
@@ -560,7 +561,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "compare":
         from .experiments.report import compare
 
-        print(f"report: {compare(args.results, args.output)}")
+        print(f"report: {compare(args.results, args.output, force=args.force)}")
         return
 
     env = _distributed_env(args) if args.command == "tune" else {}

@@ -32,8 +32,8 @@ FLAGSHIP: dict[str, object] = {
     "augment_rotation": 14.4,
     "lr_schedule": "cosine",
     "learning_rate": 2e-3,
-    # The cosine schedule ends at (or next to) the best epoch, so the members keep their last
-    # weights and the validation images, never used to choose anything, give a held-out estimate.
+    # The cosine schedule ends at (or next to) the best epoch, so the members train all epochs and keep
+    # their last weights; the validation images choose no weights, but the recipe was chosen on them.
     "final_weights": True,
     "refit": False,  # a second training of every member on all labels: over the 30-minute budget
     # Test-time augmentation (4 copies) lifted a single wide member by ~0.1 point but not the

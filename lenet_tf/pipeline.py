@@ -1,12 +1,14 @@
 """End-to-end jobs behind the command line and the make targets.
 
 :func:`run_training` loads the data, splits it, trains one model or an ensemble (resuming a run
-of the same configuration), and writes the run directory::
+of the same configuration), writes the run directory and returns a :class:`TrainingResult`
+(the members, the split, the metrics: the files are a view of it)::
 
-    <out>/config.json        what the run is (a different configuration is refused)
+    <out>/config.json        what the members are (a different configuration is refused)
     <out>/members/           member_XX.keras + member_XX.json, each saved as soon as it finishes
     <out>/refit/             with ``refit``: the members retrained on train + validation images
-                             for their best epoch count (these write the submission)
+                             for their best epoch count (these write the submission); a refit
+                             reuses the finished members, so it can be added to a finished run
     <out>/metrics.json       per-member and ensemble figures, timings, data, environment
     <out>/metrics.md         the same as Markdown tables
     <out>/convergence.png    train / validation accuracy per epoch (members overlaid)
@@ -15,8 +17,10 @@ of the same configuration), and writes the run directory::
 
 from __future__ import annotations
 
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +29,11 @@ import keras
 import numpy as np
 
 from .data import DigitData, Split, load_data, split_data, subsample
-from .ensemble import Ensemble, refit_members, train_members
+from .ensemble import REFIT_DIR, Ensemble, refit_members, train_members
 from .errors import LenetError
 from .models import model_title, resolve_model
 from .plots import plot_convergence
-from .rundir import environment, markdown_table, open_run, write_json, write_text
+from .rundir import environment, markdown_table, open_run, read_json, write_json, write_text
 from .submission import write_submission
 from .training import FitResult, TrainConfig, accuracy
 
@@ -47,13 +51,30 @@ class JobSpec:
     max_train: int | None = None
     hparams_path: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
-    refit: bool = False  # retrain each member on train + validation for its best epoch count
-    tta: int = 0  # augmented copies of each test image averaged in at prediction
+    # Retrain each member on train + validation for its best epoch count. Not part of the members'
+    # identity in config.json: a refit is a later stage that reuses the finished members.
+    refit: bool = False
+    tta: int = 0  # augmented copies of each test image averaged in at prediction (metrics.json records it)
 
-    def extras(self) -> dict[str, Any]:
-        """Options recorded in config.json only when used (older runs keep resuming). ``tta``
-        changes the predictions only, not the members, so it is in metrics.json instead."""
-        return {"refit": True} if self.refit else {}
+
+@dataclass
+class TrainingResult:
+    """What :func:`run_training` made; the run directory's files are a view of it."""
+
+    ensemble: Ensemble  # the members trained with validation (``members/``)
+    split: Split
+    data: DigitData
+    members: list[FitResult]  # one per member of ``ensemble``
+    metrics: dict[str, Any]  # what metrics.json holds
+    out: Path
+    submission: Path | None  # None when the data has no test images
+    refit_ensemble: Ensemble | None = None  # with ``refit``: the members retrained on train + validation
+    refit_members: list[FitResult] = field(default_factory=list)
+
+    @property
+    def predictor(self) -> Ensemble:
+        """The ensemble that predicted the submission: the refit members after a refit."""
+        return self.ensemble if self.refit_ensemble is None else self.refit_ensemble
 
 
 @dataclass(frozen=True)
@@ -104,6 +125,16 @@ def prepare_job(
     return JobInputs(builder, model_info, data, split_data(data, protocol, seed=split_seed), max_train)
 
 
+@contextmanager
+def _timed(seconds: dict[str, float], key: str) -> Iterator[None]:
+    """Add the block's wall time to ``seconds[key]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start
+
+
 def run_training(
     spec: JobSpec,
     out: str | Path,
@@ -114,125 +145,127 @@ def run_training(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Run a training job into ``out`` and return its metrics (also written to metrics.json)."""
+) -> TrainingResult:
+    """Run a training job into ``out``: train (or load) the members, refit them with ``spec.refit``,
+    evaluate, write the submission and the run's files, and return them as a :class:`TrainingResult`."""
     out = Path(out)
-    spec.train.validate()
     started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    job, config, resumed = _open_job(spec, out, data=data, source=source, force=force, echo=echo)
+    seconds["load_and_split"] = job.data.load_seconds + time.perf_counter() - started
+    with _timed(seconds, "train"):
+        ensemble, results = _train_stage(spec, job, out, progress=progress, echo=echo)
+    with _timed(seconds, "predict"):
+        metrics = _evaluate_run(ensemble, job, tta=spec.tta)
+    result = TrainingResult(ensemble, job.split, job.data, results, metrics, out, None)
+    if spec.refit:
+        with _timed(seconds, "refit"):
+            result.refit_ensemble, result.refit_members = _refit_stage(spec, job, results, out, progress, echo)
+        with _timed(seconds, "predict"):
+            metrics.update(_evaluate_refit(result.refit_ensemble, job, tta=spec.tta))
+    with _timed(seconds, "predict"):
+        result.submission = _submit(result.predictor, job.data, spec.tta, out, submission, force=force, echo=echo)
+    seconds["total"] = job.data.load_seconds + time.perf_counter() - started
+    _record(result, spec, config, resumed=resumed, seconds=seconds)
+    echo(f"validation accuracy: {metrics['ensemble']['val_accuracy']:.4f}  ({len(results)} member(s))")
+    echo(f"results: {out}/metrics.json, metrics.md, convergence.png")
+    return result
+
+
+def _open_job(
+    spec: JobSpec,
+    out: Path,
+    *,
+    data: DigitData | None,
+    source: str | Path | None,
+    force: bool,
+    echo: Callable[[str], None],
+) -> tuple[JobInputs, dict[str, Any], bool]:
+    """Validate ``spec``, prepare the job's inputs and create or reopen the run directory:
+    the inputs, the configuration recorded in config.json, whether the run resumes."""
+    spec.train.validate()
+    if isinstance(spec.tta, bool) or not isinstance(spec.tta, int) or spec.tta < 0:
+        raise LenetError(f"--tta must be an integer ≥ 0, got {spec.tta!r}")
     job = prepare_job(
         spec.model, spec.hparams_path, protocol=spec.protocol, split_seed=spec.split_seed,
         max_train=spec.max_train, data=data, source=source, echo=echo,
     )  # fmt: skip
-    builder, data, split = job.builder, job.data, job.split
-    echo(f"data: {data.source}")
-    load_seconds = data.load_seconds + time.perf_counter() - started
-
-    if isinstance(spec.tta, bool) or not isinstance(spec.tta, int) or spec.tta < 0:
-        raise LenetError(f"--tta must be an integer ≥ 0, got {spec.tta!r}")
-    config = job.config(members_seed=spec.seed, protocol=spec.protocol, train=spec.train.to_dict(), **spec.extras())
+    echo(f"data: {job.data.source}")
+    refit_dir = out / REFIT_DIR
+    stale_refit = not spec.refit and any(refit_dir.glob("member_*.keras"))
+    if stale_refit and not force:
+        # `predict --run` would use those members while this run's submission came from the others.
+        raise LenetError(
+            f"{out} holds members refit on train + validation images ({REFIT_DIR}/): pass --refit to reuse them,"
+            " or --force to discard them"
+        )
+    config = job.config(members_seed=spec.seed, protocol=spec.protocol, train=spec.train.to_dict())
     resumed = open_run(out, config, force=force)
     if resumed:
         echo(f"resuming the run in {out}: finished members are loaded, not retrained")
+    if stale_refit and refit_dir.is_dir():
+        shutil.rmtree(refit_dir)
+        echo(f"--force: removed the refit members in {refit_dir}")
+    return job, config, resumed
+
+
+def _train_stage(
+    spec: JobSpec, job: JobInputs, out: Path, *, progress: bool, echo: Callable[[str], None]
+) -> tuple[Ensemble, list[FitResult]]:
+    """Train (or load) the members, reporting each one's training-log figures."""
+    kept = "best" if spec.train.restore_best else "last"
+    # The log's validation figure is the members' plain predictions; with TTA metrics.md shows both.
+    plain = " (no TTA)" if spec.tta else ""
 
     def report(index: int, result: FitResult, was_saved: bool) -> None:
         state = "loaded" if was_saved else f"trained in {result.seconds:.0f}s"
         echo(
-            f"member {index + 1}/{spec.members}: {state}, val accuracy {result.val_accuracy:.4f}"
-            f" ({'best' if spec.train.restore_best else 'last'} epoch {result.best_epoch} of {result.epochs_run})"
+            f"member {index + 1}/{spec.members}: {state}, val accuracy{plain} {result.val_accuracy:.4f}"
+            f" ({kept} epoch {result.best_epoch} of {result.epochs_run})"
         )
 
-    train_started = time.perf_counter()
-    ensemble, results = train_members(
-        builder,
-        split,
-        members=spec.members,
-        directory=out,
-        seed=spec.seed,
-        config=spec.train,
-        progress=progress,
-        on_member=report,
-    )
-    train_seconds = time.perf_counter() - train_started
+    return train_members(
+        job.builder, job.split, members=spec.members, directory=out, seed=spec.seed, config=spec.train,
+        progress=progress, on_member=report,
+    )  # fmt: skip
 
-    predict_started = time.perf_counter()
-    metrics = _evaluate(ensemble, split, data, tta=spec.tta)
-    if spec.tta:  # what the augmented copies add, on the same members
-        plain = _evaluate(ensemble, split, data, sets=("val", "test"))
-        metrics["without_tta"] = plain["ensemble"] | {
-            key: value for key, value in plain.items() if key.startswith("member_")
-        }
-    predict_seconds = time.perf_counter() - predict_started
 
-    refit_seconds = 0.0
-    refit_results: list[FitResult] = []
-    if spec.refit:
-        # Validation images join the training set; a labeled test part (evaluation protocol)
-        # stays held out, which is how the refit's gain is measured.
-        images = np.concatenate([split.x_train, split.x_val])
-        labels = np.concatenate([split.y_train, split.y_val])
-        epochs = [r.best_epoch for r in results]
-        echo(f"refit: retraining {len(epochs)} member(s) on {len(images):,} images for {epochs} epochs")
+def _refit_stage(
+    spec: JobSpec,
+    job: JobInputs,
+    results: list[FitResult],
+    out: Path,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> tuple[Ensemble, list[FitResult]]:
+    """Retrain every member on train + validation images for its best epoch count; refit members
+    already saved (an earlier, interrupted refit) are loaded."""
+    split = job.split
+    # Validation images join the training set; a labeled test part (evaluation protocol)
+    # stays held out, which is how the refit's gain is measured.
+    images = np.concatenate([split.x_train, split.x_val])
+    labels = np.concatenate([split.y_train, split.y_val])
+    epochs = [r.best_epoch for r in results]
+    echo(f"refit: retraining {len(epochs)} member(s) on {len(images):,} images for {epochs} epochs")
 
-        def report_refit(index: int, result: FitResult, was_saved: bool) -> None:
-            state = "loaded" if was_saved else f"trained in {result.seconds:.0f}s"
-            echo(f"refit member {index + 1}/{len(epochs)}: {state}, {result.epochs_run} epochs")
+    def report(index: int, result: FitResult, was_saved: bool) -> None:
+        state = "loaded" if was_saved else f"trained in {result.seconds:.0f}s"
+        echo(f"refit member {index + 1}/{len(epochs)}: {state}, {result.epochs_run} epochs")
 
-        refit_started = time.perf_counter()
-        ensemble, refit_results = refit_members(
-            builder, images, labels, epochs=epochs, directory=out, seed=spec.seed, config=spec.train,
-            progress=progress, on_member=report_refit,
-        )  # fmt: skip
-        refit_seconds = time.perf_counter() - refit_started
-        if split.y_test is not None:
-            refit_figures = _evaluate(ensemble, split, data, tta=spec.tta, sets=("test",))
-            metrics["refit"] = refit_figures["ensemble"] | {
-                "member_test_accuracy": refit_figures["member_test_accuracy"]
-            }
+    return refit_members(
+        job.builder, images, labels, epochs=epochs, directory=out, seed=spec.seed, config=spec.train,
+        progress=progress, on_member=report,
+    )  # fmt: skip
 
-    test_started = time.perf_counter()
-    test_labels = ensemble.predict(data.test_images, tta=spec.tta) if data.test_images is not None else None
-    predict_seconds += time.perf_counter() - test_started
 
-    submission_path = None
-    if test_labels is not None:
-        submission_path = Path(submission) if submission else out / "submission.csv"
-        write_submission(test_labels, submission_path, expected_rows=len(data.test_images), force=force)
-        echo(f"submission: {submission_path} ({len(test_labels)} rows)")
-    else:
-        echo("no test images in the data: no submission written")
-
-    metrics.update(
-        {
-            "config": config,
-            "data_source": data.source,
-            "members": [
-                {"member": i + 1, **{k: v for k, v in r.to_dict().items() if k not in ("history", "extra")}}
-                for i, r in enumerate(results)
-            ],
-            "timing_seconds": {
-                "load_and_split": round(load_seconds, 2),
-                "train": round(train_seconds, 2),
-                "train_members_sum": round(sum(r.seconds for r in results), 2),
-                "refit": round(refit_seconds, 2),
-                "predict": round(predict_seconds, 2),
-                "total": round(data.load_seconds + time.perf_counter() - started, 2),
-            },
-            "refit_members": [
-                {"member": i + 1, **{k: v for k, v in r.to_dict().items() if k not in ("history", "extra")}}
-                for i, r in enumerate(refit_results)
-            ],
-            "tta": spec.tta,
-            "resumed": resumed,
-            "submission": None if submission_path is None else str(submission_path),
-            "environment": environment(),
-        }
-    )
-    write_json(out / "metrics.json", metrics)
-    write_text(out / "metrics.md", metrics_markdown(metrics))
-    plot_convergence([r.history for r in results], out / "convergence.png", title=model_title(spec.model))
-    echo(f"validation accuracy: {metrics['ensemble']['val_accuracy']:.4f}  ({len(results)} member(s))")
-    echo(f"results: {out}/metrics.json, metrics.md, convergence.png")
-    return metrics
+def _labeled_sets(split: Split, data: DigitData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The labeled image sets a run is measured on: validation, a test part, the data's held-out digits."""
+    sets = {"val": (split.x_val, split.y_val)}
+    if split.y_test is not None:
+        sets["test"] = (split.x_test, split.y_test)
+    if data.test_labels is not None:
+        sets["heldout"] = (data.test_images, data.test_labels)
+    return sets
 
 
 def _evaluate(
@@ -245,12 +278,7 @@ def _evaluate(
 ) -> dict[str, Any]:
     """Validation (and any labeled test) accuracy of each member and of the averaged ensemble."""
     figures: dict[str, Any] = {"ensemble": {}}
-    labeled_sets = {"val": (split.x_val, split.y_val)}
-    if split.y_test is not None:
-        labeled_sets["test"] = (split.x_test, split.y_test)
-    if data.test_labels is not None:
-        labeled_sets["heldout"] = (data.test_images, data.test_labels)
-    for name, (images, labels) in labeled_sets.items():
+    for name, (images, labels) in _labeled_sets(split, data).items():
         if name not in sets:
             continue
         per_member = ensemble.member_probabilities(images, tta=tta)
@@ -262,25 +290,116 @@ def _evaluate(
     return figures
 
 
+def _evaluate_run(ensemble: Ensemble, job: JobInputs, *, tta: int) -> dict[str, Any]:
+    """The run's figures, each computed once from the predictions the run uses (with ``tta``
+    augmented copies when asked); with TTA also the plain predictions' figures (``without_tta``)."""
+    metrics = _evaluate(ensemble, job.split, job.data, tta=tta)
+    if tta:  # what the augmented copies add, on the same members
+        plain = _evaluate(ensemble, job.split, job.data, sets=("val", "test"))
+        metrics["without_tta"] = plain["ensemble"] | {
+            key: value for key, value in plain.items() if key.startswith("member_")
+        }
+    return metrics
+
+
+def _evaluate_refit(ensemble: Ensemble, job: JobInputs, *, tta: int) -> dict[str, Any]:
+    """The refit members on a labeled test part (they trained on the validation images)."""
+    if job.split.y_test is None:
+        return {}
+    figures = _evaluate(ensemble, job.split, job.data, tta=tta, sets=("test",))
+    return {"refit": figures["ensemble"] | {"member_test_accuracy": figures["member_test_accuracy"]}}
+
+
+def _submit(
+    ensemble: Ensemble,
+    data: DigitData,
+    tta: int,
+    out: Path,
+    submission: str | Path | None,
+    *,
+    force: bool,
+    echo: Callable[[str], None],
+) -> Path | None:
+    """Predict the test images and write the submission (None without test images). A submission
+    this run wrote before (its metrics.json names it) may be replaced, e.g. after a refit."""
+    if data.test_images is None:
+        echo("no test images in the data: no submission written")
+        return None
+    labels = ensemble.predict(data.test_images, tta=tta)
+    path = Path(submission) if submission else out / "submission.csv"
+    before = path.read_bytes() if path.is_file() else None
+    own = _run_wrote(out, path)
+    write_submission(labels, path, expected_rows=len(data.test_images), force=force or own)
+    replaced = before is not None and path.read_bytes() != before
+    echo(f"submission: {path} ({len(labels)} rows" + (", replacing this run's earlier one)" if replaced else ")"))
+    return path
+
+
+def _run_wrote(out: Path, path: Path) -> bool:
+    """Whether an earlier pass of the run in ``out`` wrote the submission ``path``."""
+    recorded = out / "metrics.json"
+    if not recorded.is_file():
+        return False
+    try:
+        previous = read_json(recorded).get("submission")
+    except (LenetError, AttributeError):  # unreadable or not an object: not evidence of anything
+        return False
+    return previous is not None and Path(previous).resolve() == path.resolve()
+
+
+def _member_entries(results: list[FitResult], metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """metrics.json's ``members``: each member's training record, with the validation accuracy
+    of the predictions the run uses (the same number as ``member_val_accuracy``)."""
+    entries = []
+    for index, result in enumerate(results):
+        entry = {"member": index + 1, **{k: v for k, v in result.to_dict().items() if k not in ("history", "extra")}}
+        if entry.get("val_accuracy") is not None:
+            entry["val_accuracy"] = metrics["member_val_accuracy"][index]
+            if "without_tta" in metrics:
+                entry["val_accuracy_without_tta"] = metrics["without_tta"]["member_val_accuracy"][index]
+        entries.append(entry)
+    return entries
+
+
+def _record(
+    result: TrainingResult, spec: JobSpec, config: dict[str, Any], *, resumed: bool, seconds: dict[str, float]
+) -> None:
+    """Complete ``result.metrics`` and write metrics.json, metrics.md and convergence.png."""
+    metrics, members = result.metrics, result.members
+    metrics.update(
+        {
+            "config": config,
+            "data_source": result.data.source,
+            "members": _member_entries(members, metrics),
+            "timing_seconds": {
+                "load_and_split": round(seconds["load_and_split"], 2),
+                "train": round(seconds["train"], 2),
+                "train_members_sum": round(sum(r.seconds for r in members), 2),
+                "refit": round(seconds.get("refit", 0.0), 2),
+                "predict": round(seconds["predict"], 2),
+                "total": round(seconds["total"], 2),
+            },
+            "refit_members": [
+                {"member": i + 1, **{k: v for k, v in r.to_dict().items() if k not in ("history", "extra")}}
+                for i, r in enumerate(result.refit_members)
+            ],
+            "tta": spec.tta,
+            "resumed": resumed,
+            "submission": None if result.submission is None else str(result.submission),
+            "environment": environment(),
+        }
+    )
+    write_json(result.out / "metrics.json", metrics)
+    write_text(result.out / "metrics.md", metrics_markdown(metrics))
+    plot_convergence([r.history for r in members], result.out / "convergence.png", title=model_title(spec.model))
+
+
 def metrics_markdown(metrics: dict[str, Any]) -> str:
     """Markdown rendering of a run's metrics.json."""
     model = metrics["config"]["model"]["name"]
-    rows = [
-        [
-            m["member"],
-            m["seed"],
-            m["train_accuracy"],
-            m["val_accuracy"],
-            m["best_epoch"],
-            m["epochs_run"],
-            f"{m['seconds']:.1f}",
-        ]
-        for m in metrics["members"]
-    ]
-    text = [f"# {model_title(model)}: {len(rows)} member(s)\n", f"Data: {metrics['data_source']}\n"]
-    text.append(
-        markdown_table(["member", "seed", "train acc (best epoch)", "val acc", "best epoch", "epochs", "seconds"], rows)
-    )
+    text = [f"# {model_title(model)}: {len(metrics['members'])} member(s)\n", f"Data: {metrics['data_source']}\n"]
+    text.append(_members_markdown(metrics))
+    text.append(_validation_note(metrics))
     ensemble = metrics["ensemble"]
     summary = [[name.replace("_accuracy", ""), value] for name, value in ensemble.items()]
     text.append("\n## Averaged probabilities\n\n" + markdown_table(["set", "accuracy"], summary))
@@ -290,35 +409,70 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
                  ("val_accuracy", "test_accuracy")]  # fmt: skip
         text.append(
             f"\nTest-time augmentation: {metrics['tta']} augmented copies of each image averaged in"
-            " (every set above and the submission)" + (f"; without them: {', '.join(plain)}.\n" if plain else ".\n")
+            " (the val acc (TTA) column, every set above and the submission)"
+            + (f"; without them: {', '.join(plain)}.\n" if plain else ".\n")
         )
     first_k = metrics.get("first_k_val_accuracy", [])
     if len(first_k) > 1:
         rows = [[k + 1, f"{value:.4f}"] for k, value in enumerate(first_k)]
         text.append("\n## Members averaged (validation)\n\n" + markdown_table(["first k members", "val acc"], rows))
-    val = np.asarray(metrics["member_val_accuracy"])
-    if len(val) > 1:
-        text.append(f"\nMember validation accuracy: {val.mean():.4f} ± {val.std(ddof=1):.4f} (mean ± std)\n")
     timing = metrics["timing_seconds"]
     text.append("\n## Timing (seconds)\n\n" + markdown_table(list(timing), [[f"{v:.1f}" for v in timing.values()]]))
-    if metrics.get("refit_members"):
-        epochs = ", ".join(str(m["epochs_run"]) for m in metrics["refit_members"])
-        text.append(
-            f"\nRefit: {len(metrics['refit_members'])} member(s) retrained on train + validation images"
-            f" ({epochs} epochs); they wrote the submission.\n"
-        )
-        if metrics.get("refit"):
-            refit = [
-                [name.replace("_accuracy", ""), v]
-                for name, v in metrics["refit"].items()
-                if name.endswith("accuracy") and not name.startswith("member")
-            ]
-            text.append(
-                "\n### Refit members on the held-out test part\n\n" + markdown_table(["set", "accuracy"], refit)
-            )
+    text.append(_refit_markdown(metrics))
     if metrics.get("submission"):
         text.append(f"\nSubmission: `{metrics['submission']}`\n")
     return "".join(text)
+
+
+def _members_markdown(metrics: dict[str, Any]) -> str:
+    """The member table and the members' mean ± std: the validation figures are
+    ``member_val_accuracy`` (the predictions the run uses), the same numbers everywhere."""
+    tta = bool(metrics.get("tta"))
+    headers = ["member", "seed", "train acc (kept epoch)", "val acc" + (" (TTA)" if tta else "")]
+    headers += ["val acc (no TTA)"] if tta else []
+    rows = []
+    for m in metrics["members"]:
+        row = [m["member"], m["seed"], m["train_accuracy"], m["val_accuracy"]]
+        row += [m["val_accuracy_without_tta"]] if tta else []
+        rows.append([*row, m["best_epoch"], m["epochs_run"], f"{m['seconds']:.1f}"])
+    text = markdown_table([*headers, "kept epoch", "epochs", "seconds"], rows)
+    val = np.asarray([m["val_accuracy"] for m in metrics["members"]])
+    if len(val) > 1:
+        text += f"\nMember validation accuracy: {val.mean():.4f} ± {val.std(ddof=1):.4f} (mean ± std)\n"
+    return text
+
+
+def _validation_note(metrics: dict[str, Any]) -> str:
+    """What the validation figures measure: neither kind is a clean held-out estimate."""
+    train = metrics["config"].get("train", {})
+    if train.get("restore_best", True):
+        return (
+            "\nThe members keep their best validation epoch's weights, chosen on the validation images:"
+            " the validation figures are optimistic; a held-out test part (--split evaluation) is not.\n"
+        )
+    return (
+        f"\nThe members keep their last weights after all {train.get('epochs')} epochs (no early stopping), so the"
+        " validation images chose neither weights nor epochs; a recipe chosen on them (as the flagship's was)"
+        " still makes the validation figures somewhat optimistic.\n"
+    )
+
+
+def _refit_markdown(metrics: dict[str, Any]) -> str:
+    if not metrics.get("refit_members"):
+        return ""
+    epochs = ", ".join(str(m["epochs_run"]) for m in metrics["refit_members"])
+    text = (
+        f"\nRefit: {len(metrics['refit_members'])} member(s) retrained on train + validation images"
+        f" ({epochs} epochs); they wrote the submission.\n"
+    )
+    if metrics.get("refit"):
+        refit = [
+            [name.replace("_accuracy", ""), v]
+            for name, v in metrics["refit"].items()
+            if name.endswith("accuracy") and not name.startswith("member")
+        ]
+        text += "\n### Refit members on the held-out test part\n\n" + markdown_table(["set", "accuracy"], refit)
+    return text
 
 
 def predict_run(

@@ -55,8 +55,8 @@ class TrainConfig:
     learning_rate: float | None = None  # None: the rate the builder compiled the model with
     input_pipeline: str = "numpy"  # numpy arrays straight into fit, or a cached, prefetched tf.data
     steps_per_execution: int = 1
-    # False: keep the last epoch's weights, so the validation images select nothing and their
-    # accuracy is a clean held-out estimate (the flagship's fixed cosine schedule ends at its best).
+    # False: train all epochs (no early stopping) and keep the last weights, so the validation images
+    # choose neither weights nor epochs; a recipe tuned on them (the flagship's) still biases their figure.
     restore_best: bool = True
 
     def validate(self) -> TrainConfig:
@@ -120,6 +120,8 @@ def set_seed(seed: int) -> None:
 
 
 def early_stopping(config: TrainConfig) -> keras.callbacks.EarlyStopping:
+    """The reference protocol's early stopping on ``config.monitor``, restoring the best epoch's
+    weights (:func:`fit` uses it only with ``restore_best``; with final weights every epoch runs)."""
     mode = "max" if config.monitor.endswith("accuracy") else "min"
     return keras.callbacks.EarlyStopping(
         monitor=config.monitor, mode=mode, patience=config.patience, restore_best_weights=config.restore_best
@@ -236,7 +238,8 @@ def fit(
     """Fit a compiled model on prepared arrays with the package's protocol.
 
     ``x_*`` are float32 (N, 28, 28, 1) from :func:`lenet_tf.data.prepare`. The model ends with the
-    weights of its best validation epoch. ``initial_epoch`` continues an earlier training (as
+    weights of its best validation epoch (early stopping), or with ``config.restore_best`` False
+    trains all ``config.epochs`` and keeps the last. ``initial_epoch`` continues an earlier training (as
     Hyperband does) up to ``config.epochs``; the result's epochs then count from the first one.
     Without validation data (``x_val=None``, see :func:`refit`) it trains ``config.epochs``
     epochs and keeps the last weights.
@@ -245,7 +248,10 @@ def fit(
     set_seed(seed)
     trainer = _trainer(model, config, seed)
     validated = x_val is not None
-    all_callbacks: list[keras.callbacks.Callback] = [early_stopping(config)] if validated else []
+    # With final weights (restore_best False) every epoch runs: the validation images then
+    # choose neither the weights nor when to stop.
+    stops = validated and config.restore_best
+    all_callbacks: list[keras.callbacks.Callback] = [early_stopping(config)] if stops else []
     all_callbacks.extend(_schedule(model, config))
     if progress:
         all_callbacks.append(TqdmCallback(verbose=0, desc=model.name, leave=False))

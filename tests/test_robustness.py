@@ -139,7 +139,7 @@ def test_robustness_outputs_summary_and_resume(tiny, tmp_path: Path) -> None:
 def test_robustness_attacks_a_finished_ensemble_run(tiny, tmp_path: Path) -> None:
     run = tmp_path / "run"
     spec = JobSpec(model="mlp", members=2, train=TrainConfig(epochs=1, patience=1))
-    metrics = run_training(spec, run, data=tiny, progress=False, echo=lambda _: None)
+    metrics = run_training(spec, run, data=tiny, progress=False, echo=lambda _: None).metrics
     out = tmp_path / "rob"
     attack = RobustnessSpec(run=str(run), adversarial_training=False, epsilons=(0.0, 0.2), examples=2)
     result = robustness(attack, out, data=tiny, progress=False, echo=lambda _: None)

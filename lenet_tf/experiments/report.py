@@ -65,11 +65,57 @@ def _label(model: str, members: int) -> str:
     return f"{model}" + (f" × {members} (ensemble)" if members > 1 else "")
 
 
+def _reference_text(reference: tuple[float, float] | None, digits: int = 3) -> str:
+    return f"{reference[0]:.{digits}f} ± {reference[1]:.{digits}f}" if reference else "—"
+
+
+def sd_difference(ours: float, reference: tuple[float, float] | None) -> str:
+    """``(ours − reference mean) / reference SD``, signed, one decimal: how many of the reference's
+    standard deviations our figure lies from its mean (``—`` without a reference figure)."""
+    if not reference or not reference[1]:
+        return "—"
+    return f"{(ours - reference[0]) / reference[1]:+.1f}"
+
+
+def _accuracy_row(label: str, path: Path, result: dict[str, Any], ref: dict[str, Any] | None) -> list[Any]:
+    """One evaluation's row: per set our mean ± std, the reference's, the difference in its SDs."""
+    summary = result["summary"]
+    ours = {s: summary[f"{s}_accuracy"] for s in ("train", "val", "test")}
+    n, requested = ours["test"]["n"], result.get("repeats_requested", ours["test"]["n"])
+    row: list[Any] = [label, n if n >= requested else f"{n} of {requested} (unfinished)"]
+    for s in ("train", "val", "test"):
+        reference = ref[s] if ref else None
+        row += [pm(ours[s], 3), _reference_text(reference), sd_difference(ours[s]["mean"], reference)]
+    return [*row, f"`{path.parent}`"]
+
+
+def _averaged_row(model: str, path: Path, averaged: dict[str, Any], ens_ref: dict[str, Any] | None) -> list[Any]:
+    """The repeats' models averaged as one ensemble, beside the reference's ensemble of as many."""
+    reference = ens_ref["test"] if ens_ref else None
+    return [
+        f"{model}: the {averaged['models']} models of the repeats averaged", "1 (no spread)",
+        "—", "—", "—", "—", "—", "—", f"{averaged['test_accuracy']:.4f}", _reference_text(reference),
+        sd_difference(averaged["test_accuracy"], reference), f"`{path.parent}`",
+    ]  # fmt: skip
+
+
+def _auc_rows(label: str, auc: dict[str, Any], ref: dict[str, Any] | None, digits: int) -> list[list[Any]]:
+    rows = []
+    for digit in range(len(auc["mean"])):
+        reference = ref["roc_auc"][digit] if ref else None
+        rows.append([
+            label, digit, pm_at(auc, digit, digits), _reference_text(reference, digits),
+            sd_difference(auc["mean"][digit], reference),
+        ])  # fmt: skip
+    return rows
+
+
 def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
-    """One table of accuracies (ours beside the reference) and one of per-class ROC AUC."""
+    """One table of accuracies (ours beside the reference) and one of per-class ROC AUC, each
+    figure with its difference from the reference's in units of the reference's standard deviation."""
     rows, auc_rows, notes = [], [], []
     for path, result in evaluations:
-        config, summary = result["config"], result["summary"]
+        config = result["config"]
         model, members = config["model"]["name"], config["members"]
         differences = protocol_differences(config)
         label = _label(model, members)
@@ -78,46 +124,53 @@ def compare_markdown(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
                          " so no reference figures beside it.")  # fmt: skip
             label += f" [{len(notes)}]"
         ref = None if differences else REFERENCE.get((model, members))
-        digits = auc_digits(members)
-        ours = {s: summary[f"{s}_accuracy"] for s in ("train", "val", "test")}
-        n, requested = ours["test"]["n"], result.get("repeats_requested", ours["test"]["n"])
-        row = [label, n if n >= requested else f"{n} of {requested} (unfinished)"]
-        for s in ("train", "val", "test"):
-            row.append(pm(ours[s], 3))
-            row.append(f"{ref[s][0]:.3f} ± {ref[s][1]:.3f}" if ref else "—")
-        row.append(f"`{path.parent}`")
-        rows.append(row)
+        rows.append(_accuracy_row(label, path, result, ref))
         averaged = result.get("repeats_averaged")
         if averaged:
-            # The repeats' models as one ensemble: beside the reference's ensemble of as many models.
-            ens_ref = None if differences else REFERENCE.get((model, averaged["models"]))
-            ens_test = f"{ens_ref['test'][0]:.3f} ± {ens_ref['test'][1]:.3f}" if ens_ref and members == 1 else "—"
-            rows.append([
-                f"{model}: the {averaged['models']} models of the repeats averaged", "1 (no spread)",
-                "—", "—", "—", "—", f"{averaged['test_accuracy']:.4f}", ens_test, f"`{path.parent}`",
-            ])  # fmt: skip
-        auc = summary["roc_auc"]
-        for digit in range(len(auc["mean"])):
-            reference = f"{ref['roc_auc'][digit][0]:.{digits}f} ± {ref['roc_auc'][digit][1]:.{digits}f}" if ref else "—"
-            auc_rows.append([
-                label, digit,
-                pm_at(auc, digit, digits), reference,
-            ])  # fmt: skip
-    headers = ["model", "repeats", "train (ours)", "train (ref)", "val (ours)", "val (ref)", "test (ours)",
-               "test (ref)", "run"]  # fmt: skip
+            ens_ref = None if differences or members != 1 else REFERENCE.get((model, averaged["models"]))
+            rows.append(_averaged_row(model, path, averaged, ens_ref))
+        auc_rows += _auc_rows(label, result["summary"]["roc_auc"], ref, auc_digits(members))
+    headers = ["model", "repeats"]
+    headers += [f"{s} ({who})" for s in ("train", "val", "test") for who in ("ours", "ref", "Δ ref SD")]
     return (
-        "# Comparison with the reference study\n\n"
-        "Accuracy, mean ± std over repeated trainings (reference: 10 repeats, 25,200 / 8,400 / 8,400 split).\n\n"
-        + markdown_table(headers, rows)
+        f"{REPORT_MARK}\n# Comparison with the reference study\n\n"
+        "Accuracy, mean ± std over repeated trainings (reference: 10 repeats, 25,200 / 8,400 / 8,400 split)."
+        " Δ ref SD: (our mean − the reference's mean) / the reference's standard deviation.\n\n"
+        + markdown_table([*headers, "run"], rows)
         + "".join(f"\n[{i + 1}] {note}\n" for i, note in enumerate(notes))
         + "\n## Per-class ROC AUC (one vs rest, held-out test)\n\n"
-        + markdown_table(["model", "digit", "ours", "reference"], auc_rows)
+        + markdown_table(["model", "digit", "ours", "reference", "Δ ref SD"], auc_rows)
     )
 
 
-def compare(results: str | Path, output: str | Path) -> Path:
-    """Collect the evaluations under ``results`` into a Markdown report at ``output``."""
+# The first line of every report compare writes (an HTML comment: hidden when rendered). An existing
+# --output without it is someone else's file, which compare never replaces without ``force``.
+REPORT_MARK = "<!-- written by `lenet-tf compare`; rerunning it replaces this file -->"
+
+
+def compare(results: str | Path, output: str | Path, *, force: bool = False) -> Path:
+    """Collect the evaluations under ``results`` into a Markdown report at ``output``.
+
+    An existing ``output`` is replaced only when compare wrote it (its first line is
+    :data:`REPORT_MARK`) or with ``force``; identical content is left as it is.
+    """
+    output = Path(output)
+    if output.is_dir():
+        raise LenetError(f"{output}: is a directory, not a report file")
+    if output.exists() and not force and not _written_by_compare(output):
+        raise LenetError(f"{output} already exists and compare did not write it; pass --force to replace it")
     paths = find_evaluations(results)
     if not paths:
         raise LenetError(f"{results}: no finished evaluation (evaluation.json) found; run `lenet-tf evaluate` first")
-    return write_text(output, compare_markdown([(p, read_json(p)) for p in paths]))
+    text = compare_markdown([(p, read_json(p)) for p in paths])
+    if output.is_file() and output.read_text(encoding="utf-8", errors="replace") == text:
+        return output
+    return write_text(output, text)
+
+
+def _written_by_compare(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            return handle.readline().rstrip("\n") == REPORT_MARK
+    except OSError:
+        return False
