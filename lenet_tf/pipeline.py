@@ -446,9 +446,10 @@ def _validation_note(metrics: dict[str, Any]) -> str:
     """What the validation figures measure: neither kind is a clean held-out estimate."""
     train = metrics["config"].get("train", {})
     if train.get("restore_best", True):
+        held_out = "test" if "test_accuracy" in metrics["ensemble"] else "held-out test part (--split evaluation)"
         return (
-            "\nThe members keep their best validation epoch's weights, chosen on the validation images:"
-            " the validation figures are optimistic; a held-out test part (--split evaluation) is not.\n"
+            "\nThe members keep their best validation epoch's weights, chosen on the validation images, so the"
+            f" validation figures are optimistic; the {held_out} figure is not.\n"
         )
     return (
         f"\nThe members keep their last weights after all {train.get('epochs')} epochs (no early stopping), so the"

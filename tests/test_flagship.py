@@ -175,16 +175,19 @@ def test_fit_without_validation_has_no_early_stopping(tiny) -> None:
 def test_refit_run_resumes_and_writes_the_submission_from_refit_members(tiny, tmp_path: Path) -> None:
     spec = JobSpec(model="lenet5-wide", members=2, protocol="evaluation", train=FAST, refit=True, tta=1)
     out = tmp_path / "run"
-    metrics = run_training(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    result = run_training(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    metrics = result.metrics
     assert len(list((out / REFIT_DIR).glob("member_*.keras"))) == 2
+    assert result.predictor is result.refit_ensemble and len(result.refit_members) == 2
     assert [m["epochs_run"] for m in metrics["refit_members"]] == [m["best_epoch"] for m in metrics["members"]]
     assert 0 <= metrics["refit"]["test_accuracy"] <= 1  # the evaluation split's test part stays held out
-    assert metrics["config"]["refit"] is True and metrics["tta"] == 1 and "tta" not in metrics["config"]
+    # Neither changes the members: a refit reuses them (config.json is the members' identity).
+    assert "refit" not in metrics["config"] and metrics["tta"] == 1 and "tta" not in metrics["config"]
     assert "Refit: 2 member(s)" in (out / "metrics.md").read_text()
     submission = (out / "submission.csv").read_text()
 
     lines: list[str] = []
-    again = run_training(spec, out, data=tiny, progress=False, echo=lines.append)
+    again = run_training(spec, out, data=tiny, progress=False, echo=lines.append).metrics
     assert any("refit member 2/2: loaded" in line for line in lines)
     assert again["refit"] == metrics["refit"]
     assert (out / "submission.csv").read_text() == submission
