@@ -1,0 +1,93 @@
+"""The comparison report: differences in units of the reference's standard deviation, and an
+--output that compare did not write is never replaced without --force."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lenet_tf.cli import main
+from lenet_tf.errors import LenetError
+from lenet_tf.experiments.report import REPORT_MARK, compare, compare_markdown, sd_difference
+from lenet_tf.stats import summarize
+from lenet_tf.training import TrainConfig
+
+
+def _evaluation(model: str, test: list[float], *, averaged: float | None = None) -> dict:
+    """An evaluation.json on the reference protocol (25,200 / 8,400 / 8,400, the reference's fit)."""
+    result = {
+        "config": {
+            "model": {"name": model, "hparams_source": "preset" if model == "optimized" else None},
+            "members": 1,
+            "split_sizes": {"train": 25200, "val": 8400, "test": 8400},
+            "train": TrainConfig().to_dict(),
+        },
+        "summary": {
+            "train_accuracy": summarize([0.967, 0.967]),
+            "val_accuracy": summarize([0.968, 0.978]),
+            "test_accuracy": summarize(test),
+            "roc_auc": summarize([[0.9997] * 10, [0.9995] * 10]),
+        },
+    }
+    if averaged is not None:
+        result["repeats_averaged"] = {"models": 10, "repeats": 10, "test_accuracy": averaged}
+    return result
+
+
+def _results(tmp_path: Path) -> Path:
+    results = tmp_path / "reports"
+    (results / "evaluate-standard").mkdir(parents=True)
+    payload = _evaluation("standard", [0.965, 0.977])
+    (results / "evaluate-standard" / "evaluation.json").write_text(json.dumps(payload))
+    return results
+
+
+def test_sd_difference() -> None:
+    assert sd_difference(0.971, (0.965, 0.005)) == "+1.2"
+    assert sd_difference(0.9829, (0.985, 0.001)) == "-2.1"
+    assert sd_difference(0.97, None) == "—" and sd_difference(0.97, (0.97, 0.0)) == "—"
+
+
+def test_each_row_gives_ours_the_reference_and_the_difference_in_its_sds() -> None:
+    text = compare_markdown(
+        [(Path("reports/evaluate-standard/evaluation.json"), _evaluation("standard", [0.965, 0.977]))]
+    )
+    # train 0.967 = the reference's mean; val 0.973 is +1.0 SD of 0.968 ± 0.005; test 0.971, +1.2 SD of 0.965 ± 0.005
+    row = "| standard | 2 | 0.967 ± 0.000 | 0.967 ± 0.007 | +0.0 | 0.973 ± 0.007 | 0.968 ± 0.005 | +1.0 |"
+    assert row + " 0.971 ± 0.008 | 0.965 ± 0.005 | +1.2 |" in text
+    assert "| standard | 0 | 0.9996 ± 0.0001 | 0.9997 ± 0.0001 | -1.0 |" in text  # ROC AUC, digit 0
+    assert "(our mean − the reference's mean) / the reference's standard deviation" in text
+    averaged = _evaluation("optimized", [0.97, 0.98], averaged=0.9829)
+    text = compare_markdown([(Path("reports/evaluate-optimized/evaluation.json"), averaged)])
+    row = next(line for line in text.splitlines() if "models of the repeats averaged" in line)
+    assert "| 0.9829 | 0.985 ± 0.001 | -2.1 |" in row  # beside the reference's ensemble of 10
+
+
+def test_compare_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    results = _results(tmp_path)
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes\n")
+    with pytest.raises(LenetError, match=r"notes.md already exists and compare did not write it; pass --force"):
+        compare(results, notes)
+    assert notes.read_text() == "my notes\n"
+    # Its own report is replaced by a rerun (new evaluations finished), another file only with force.
+    report = compare(results, tmp_path / "report.md")
+    assert report.read_text().startswith(REPORT_MARK + "\n")
+    (results / "evaluate-optimized").mkdir()
+    (results / "evaluate-optimized" / "evaluation.json").write_text(json.dumps(_evaluation("optimized", [0.97, 0.98])))
+    assert "| optimized | 2 |" in compare(results, report).read_text()
+    assert compare(results, notes, force=True).read_text().startswith(REPORT_MARK)
+
+
+def test_compare_cli_force(tmp_path: Path, capsys) -> None:
+    results = _results(tmp_path)
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes\n")
+    argv = ["compare", "--results", str(results), "--output", str(notes)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"lenet-tf: error: {notes} already exists and compare did not write it; pass --force to replace it"]
+    assert notes.read_text() == "my notes\n"
+    assert main([*argv, "--force"]) == 0 and "| standard | 2 |" in notes.read_text()
