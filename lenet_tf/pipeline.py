@@ -33,7 +33,7 @@ from .ensemble import REFIT_DIR, Ensemble, refit_members, train_members
 from .errors import LenetError
 from .models import model_title, resolve_model
 from .plots import plot_convergence
-from .rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from .rundir import CONFIG_FILE, environment, markdown_table, open_run, read_json, write_json, write_text
 from .submission import write_submission
 from .training import FitResult, TrainConfig, accuracy
 
@@ -200,6 +200,7 @@ def _open_job(
             " or --force to discard them"
         )
     config = job.config(members_seed=spec.seed, protocol=spec.protocol, train=spec.train.to_dict())
+    _migrate_refit_entry(out, echo)
     resumed = open_run(out, config, force=force)
     if resumed:
         echo(f"resuming the run in {out}: finished members are loaded, not retrained")
@@ -207,6 +208,17 @@ def _open_job(
         shutil.rmtree(refit_dir)
         echo(f"--force: removed the refit members in {refit_dir}")
     return job, config, resumed
+
+
+def _migrate_refit_entry(out: Path, echo: Callable[[str], None]) -> None:
+    """Runs recorded before a refit reused the members had ``"refit": true`` in config.json:
+    drop the entry, so that they resume as the same members (with or without ``refit``)."""
+    path = out / CONFIG_FILE
+    recorded = read_json(path) if path.is_file() else None
+    if isinstance(recorded, dict) and "refit" in recorded:
+        del recorded["refit"]
+        write_json(path, recorded)
+        echo(f"note: {path}: the refit entry is no longer part of the members' configuration; removed")
 
 
 def _train_stage(
