@@ -46,6 +46,7 @@ def test_committed_notebook_is_paired_with_its_source_and_has_no_outputs() -> No
 
 
 def test_notebook_runs_in_fast_mode(tmp_path: Path, record_property) -> None:
+    pytest.importorskip("jupytext")
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     # A search result with one value off the preset: the notebook must pick it up.
