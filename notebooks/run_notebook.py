@@ -1,11 +1,13 @@
-"""Execute ``notebooks/DR_LeNet.ipynb`` headless (nbclient) and save the executed copy elsewhere.
+"""Execute the study notebook headless (nbclient) and save the executed copy elsewhere.
 
-The committed notebook keeps no outputs; the executed one (figures and tables inline) goes to
-``results/notebook/DR_LeNet.ipynb`` by default::
+The notebook's source is ``notebooks/DR_LeNet.py`` (jupytext's percent format), paired with the
+committed ``notebooks/DR_LeNet.ipynb`` (no outputs). This script reads the ``.py`` with jupytext,
+so what runs is the reviewed source, and writes the executed notebook (figures and tables inline)
+to ``results/notebook/DR_LeNet.ipynb`` by default::
 
     python notebooks/run_notebook.py [--fast] [--data digit-recognizer.zip] [--output PATH]
 
-Needs the ``dev`` or ``notebook`` extra (nbclient, nbformat, ipykernel).
+Needs the ``dev`` extra (jupytext, nbclient, nbformat, ipykernel).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-NOTEBOOK = Path(__file__).with_name("DR_LeNet.ipynb")
+NOTEBOOK = Path(__file__).with_name("DR_LeNet.py")
 DEFAULT_OUTPUT = Path("results/notebook/DR_LeNet.ipynb")
 
 
@@ -29,20 +31,23 @@ def execute(
     env: Mapping[str, str] | None = None,
     timeout: int | None = None,
 ):
-    """Run every cell in a fresh kernel started in ``cwd`` with ``env`` added to the environment.
+    """Run every cell of ``notebook`` (a jupytext ``.py`` or an ``.ipynb``) in a fresh kernel started
+    in ``cwd`` with ``env`` added to the environment.
 
     Returns the executed notebook and the seconds it took; a failing cell raises nbclient's
     ``CellExecutionError`` naming the cell. ``output`` receives the executed notebook.
     """
+    import jupytext
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(str(notebook), as_version=4)
+    nb = jupytext.read(notebook)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
     started = time.perf_counter()
     client.execute(env={**os.environ, **(env or {})})
     seconds = time.perf_counter() - started
     if output is not None:
+        nb.metadata.pop("jupytext", None)  # the executed copy is a record, not a third paired file
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(output))
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _, seconds = execute(output=args.output, env=env, timeout=args.timeout)
     except ImportError as exc:
-        print(f"run_notebook: error: {exc.name} is not installed; pip install -e '.[notebook]'", file=sys.stderr)
+        print(f"run_notebook: error: {exc.name} is not installed; pip install -e '.[dev]'", file=sys.stderr)
         return 2
     except Exception as exc:  # nbclient's CellExecutionError: the failing cell and its traceback
         print(f"run_notebook: error: the notebook failed:\n{exc}", file=sys.stderr)

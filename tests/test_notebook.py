@@ -1,10 +1,12 @@
-"""The study notebook: generated from notebooks/make_notebook.py, committed without outputs, and
-executed end to end in fast mode (nbclient) so that it cannot silently rot."""
+"""The study notebook: its source notebooks/DR_LeNet.py (jupytext percent format, ruff-checked) is
+paired with the committed notebooks/DR_LeNet.ipynb (no outputs), and executed end to end in fast
+mode (nbclient) so that it cannot silently rot."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,6 +17,7 @@ from lenet_tf.models import OPTIMIZED_HPARAMS
 from lenet_tf.submission import read_submission
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "notebooks" / "DR_LeNet.py"
 NOTEBOOK = ROOT / "notebooks" / "DR_LeNet.ipynb"
 
 
@@ -25,17 +28,25 @@ def _load(name: str):
     return module
 
 
-def test_committed_notebook_is_generated_and_has_no_outputs() -> None:
-    pytest.importorskip("nbformat")
-    assert NOTEBOOK.read_text(encoding="utf-8") == _load("make_notebook").render(), (
-        "notebooks/DR_LeNet.ipynb is out of date: run python notebooks/make_notebook.py"
+def _cells(notebook) -> list[tuple[str, str, list[str]]]:
+    return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in notebook.cells]
+
+
+def test_committed_notebook_is_paired_with_its_source_and_has_no_outputs() -> None:
+    jupytext = pytest.importorskip("jupytext")
+    source, committed = jupytext.read(SOURCE), jupytext.read(NOTEBOOK)
+    assert _cells(committed) == _cells(source), (
+        "notebooks/DR_LeNet.ipynb differs from notebooks/DR_LeNet.py: run jupytext --sync notebooks/DR_LeNet.py"
     )
+    assert committed.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    assert source.cells[2].metadata["tags"] == ["parameters"]  # papermill's convention for the parameter cell
     cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
     code = [cell for cell in cells if cell["cell_type"] == "code"]
     assert code and all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code)
 
 
 def test_notebook_runs_in_fast_mode(tmp_path: Path, record_property) -> None:
+    pytest.importorskip("jupytext")
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     # A search result with one value off the preset: the notebook must pick it up.
@@ -47,7 +58,7 @@ def test_notebook_runs_in_fast_mode(tmp_path: Path, record_property) -> None:
     plt.imsave(best.parent / "optimization_history.png", np.zeros((4, 4)))
     env = {"LENET_FAST": "1", "LENET_DATA": "", "LENET_RESULTS": "", "LENET_HPARAMS": ""}
 
-    nb, seconds = _load("run_notebook").execute(NOTEBOOK, cwd=tmp_path, env=env, timeout=600)
+    nb, seconds = _load("run_notebook").execute(SOURCE, cwd=tmp_path, env=env, timeout=600)
     record_property("notebook_seconds", round(seconds, 1))
     print(f"notebook (fast mode) executed in {seconds:.0f} s")
 
@@ -58,7 +69,13 @@ def test_notebook_runs_in_fast_mode(tmp_path: Path, record_property) -> None:
     stdout = "".join(o.text for o in outputs if o.output_type == "stream" and o.name == "stdout")
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 20, len(images)
-    for heading in ("# Data exploration", "# standard LeNet: 1 member(s)", "# optimized LeNet: 2 member(s)",
+    # The standard LeNet is built and fitted directly: its summary (rich text, colour codes
+    # removed) and its early-stopped fit.
+    plain = "".join(o.data["text/plain"] for o in outputs if o.output_type == "display_data" and "text/plain" in o.data)
+    assert "Total params: 15,626" in re.sub(r"\x1b\[[0-9;]*m", "", plain)
+    assert "standard LeNet: best validation accuracy" in stdout
+    assert not [o for o in outputs if o.output_type == "stream" and "IProgress" in o.text]
+    for heading in ("# Data exploration", "# optimized LeNet: 1 member(s)", "# optimized LeNet: 2 member(s)",
                     "# Evaluation: optimized LeNet, ensemble of 2", "# Comparison with the reference study",
                     "# Learning curve: standard LeNet", "Submission written"):  # fmt: skip
         assert heading in markdown, heading
@@ -69,7 +86,7 @@ def test_notebook_runs_in_fast_mode(tmp_path: Path, record_property) -> None:
     results = tmp_path / "results" / "notebook-fast"
     config = json.loads((results / "ensemble" / "config.json").read_text())
     assert config["model"]["hparams"]["filters_1"] == 9
-    assert len(read_submission(results / "submission.csv", expected_rows=1000)) == 1000
+    assert len(read_submission(results / "ensemble" / "submission.csv", expected_rows=1000)) == 1000
     for figure in ("explore/pca_scatter.png", "standard/history.png", "standard/first_layer.png",
                    "ensemble/misclassified.png", "ensemble/history.png", "test_predictions.png"):  # fmt: skip
         assert (results / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
