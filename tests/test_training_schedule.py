@@ -22,12 +22,13 @@ class _Rates(keras.callbacks.Callback):
         self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
-def test_cosine_schedule_decays_per_step_to_zero(tiny) -> None:
+@pytest.mark.parametrize("pipeline", ["numpy", "tfdata"])
+def test_cosine_schedule_decays_per_step_to_zero(tiny, pipeline: str) -> None:
     split = split_data(tiny, "deployment", seed=0)
     model = classic_lenet5()
     base = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     rates = _Rates()
-    config = TrainConfig(epochs=2, batch_size=100, lr_schedule="cosine")
+    config = TrainConfig(epochs=2, batch_size=100, lr_schedule="cosine", input_pipeline=pipeline)
     fit(model, prepare(split.x_train), split.y_train, None, None, config=config, progress=False, callbacks=[rates])
     steps = 2 * int(np.ceil(len(split.y_train) / 100))
     assert len(rates.rates) == steps
