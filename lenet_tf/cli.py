@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", help="data source (see below); default: ./data/ or the embedded sample")
-        p.add_argument("--test", help="test.csv to go with a train.csv given as --data")
+        p.add_argument("--test", help="test.csv to predict instead of the --data source's own")
 
     def model_options(p: argparse.ArgumentParser, *, model: str, members: int | None, choices: str) -> None:
         data_options(p)
