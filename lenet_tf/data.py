@@ -295,15 +295,15 @@ def _zip_test(archive: zipfile.ZipFile, path: Path) -> np.ndarray | None:
     return images
 
 
-def read_competition_zip(path: str | Path, *, test: bool = True) -> DigitData:
-    """Read the competition zip (``train.csv`` and, with ``test``, ``test.csv`` inside, as Kaggle ships it)."""
+def read_competition_zip(path: str | Path, *, with_test: bool = True) -> DigitData:
+    """Read the competition zip (``train.csv`` and, ``with_test``, ``test.csv`` inside, as Kaggle ships it)."""
     path = Path(path)
     with _open_zip(path) as archive:
         train_member = _zip_member(archive, "train.csv")
         if train_member is None:
             raise LenetError(f"{path}: the zip holds no train.csv")
         images, labels = parse_digits_csv(archive.read(train_member), f"{path}:{train_member}", labeled=True)
-        test_images = _zip_test(archive, path) if test else None
+        test_images = _zip_test(archive, path) if with_test else None
     assert labels is not None
     return DigitData(images, labels, test_images, None, source=str(path))
 
@@ -367,7 +367,7 @@ def _load_directory(path: Path, test: str | Path | None) -> DigitData:
     if train is not None:
         return load_csv_files(train, test if test is not None else _find(path, "test.csv"))
     if (path / ZIP_NAME).is_file():
-        return _with_test(read_competition_zip(path / ZIP_NAME, test=test is None), test)
+        return _with_test(read_competition_zip(path / ZIP_NAME, with_test=test is None), test)
     raise LenetError(f"{path}: the directory holds neither train.csv nor {ZIP_NAME}")
 
 
@@ -426,7 +426,7 @@ def _load(source: str | Path | None, test: str | Path | None) -> DigitData:
     if not path.exists():
         raise LenetError(f"{path}: no such file or directory")
     if path.suffix.lower() == ".zip":
-        return _with_test(read_competition_zip(path, test=test is None), test)
+        return _with_test(read_competition_zip(path, with_test=test is None), test)
     return load_csv_files(path, test)
 
 
@@ -487,8 +487,11 @@ def _check_splittable(labels: np.ndarray, protocol: str, source: str) -> None:
     """One line, before scikit-learn's traceback, when a stratified split of ``labels`` cannot be made."""
     counts = np.bincount(labels, minlength=N_CLASSES)
     present = np.flatnonzero(counts)
+    if not present.size:
+        raise LenetError(f"{source}: no labeled images to split")
     rarest = int(present[np.argmin(counts[present])])
-    # Every part holds each digit present; the evaluation split splits one part again, so it needs 3.
+    # scikit-learn stratifies only with 2 images of each class and parts of at least one per class;
+    # the evaluation split stratifies its first part again, which may keep one image fewer: 3.
     each = 3 if protocol == "evaluation" else 2
     if counts[rarest] < each:
         raise LenetError(
