@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", help="data source (see below); default: ./data/ or the embedded sample")
-        p.add_argument("--test", help="test.csv to go with a train.csv given as --data")
+        p.add_argument("--test", help="test.csv to predict instead of the --data source's own")
 
     def model_options(p: argparse.ArgumentParser, *, model: str, members: int | None, choices: str) -> None:
         data_options(p)
@@ -582,7 +582,9 @@ def _run(args: argparse.Namespace) -> None:
         configurations = tuple(study_configurations(args.name, only))
     if args.command == "robustness" and args.model is None and args.run is None:
         raise LenetError("robustness needs --model (to train one) or --run DIR (a finished run to attack)")
-    data = load_data(args.data, test=args.test)
+    from .data import load_test_data  # predict reads the test images alone
+
+    data = (load_test_data if args.command == "predict" else load_data)(args.data, test=args.test)
     if args.command == "explore":
         from .experiments.exploration import explore
 
@@ -717,6 +719,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen in logs
     quiet_tensorflow_import()  # build_parser already needs the model registry, hence Keras
     args = parse_args(argv)
+    from .data import one_line_warnings
+
+    one_line_warnings()
     try:
         with interrupts.handle_ctrl_c():
             _run(args)

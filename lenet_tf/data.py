@@ -8,10 +8,16 @@ MNIST (needs the internet).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
+import itertools
+import math
 import time
+import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,12 +34,16 @@ PIXEL_COLUMNS = [f"pixel{i}" for i in range(N_PIXELS)]
 TRAIN_HEADER = ["label", *PIXEL_COLUMNS]
 TEST_HEADER = PIXEL_COLUMNS
 ZIP_NAME = "digit-recognizer.zip"
+SAMPLE_SUBMISSION = "sample_submission.csv"
+QUOTE_LIMIT = 40  # characters of a file's text an error line quotes at most
 SAMPLE_TEST_SIZE = 1000
 
 # Protocols of the reference study: fractions of the labeled rows.
 EVALUATION_FRACTIONS = (0.6, 0.2, 0.2)  # train / validation / held-out test
 DEPLOYMENT_FRACTIONS = (0.7, 0.3)  # train / validation
 PROTOCOLS = ("evaluation", "deployment")
+# The evaluation protocol splits off its test part first, then the validation part of the rest.
+_VAL_SHARE = EVALUATION_FRACTIONS[1] / (EVALUATION_FRACTIONS[0] + EVALUATION_FRACTIONS[1])
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,50 @@ class Split:
         return sizes
 
 
+@dataclass(frozen=True)
+class TestData:
+    """The digits to predict (uint8 (N, 28, 28)), labeled for the embedded sample and MNIST."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    source: str
+
+
+class DataWarning(UserWarning):
+    """Data that loads but is probably not what the user meant (a digit with no image, ...)."""
+
+
+def one_line_warnings() -> None:
+    """Print DataWarnings as one line, as the command line prints its errors (other warnings as before)."""
+    default = warnings.formatwarning
+    if getattr(default, "one_line", False):  # installed already
+        return
+
+    def formatwarning(message, category, *rest) -> str:
+        if issubclass(category, DataWarning):
+            return f"lenet-tf: warning: {message}\n"
+        return default(message, category, *rest)
+
+    formatwarning.one_line = True
+    warnings.formatwarning = formatwarning
+
+
 # ----------------------------------------------------------------------------- CSV parsing
+
+
+def _quote(text: str) -> str:
+    """``repr`` of ``text`` cut to QUOTE_LIMIT characters: an error line quotes, it does not dump."""
+    return repr(text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "…")
+
+
+def _decompressed(raw: bytes, name: str) -> bytes:
+    """``raw`` itself, or its content when it is gzip-compressed (``train.csv.gz``)."""
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError) as exc:
+        raise LenetError(f"{name}: not a valid gzip file ({exc})") from exc
 
 
 def _lines(raw: bytes, name: str) -> list[bytes]:
@@ -83,6 +136,10 @@ def _lines(raw: bytes, name: str) -> list[bytes]:
         raw = raw[3:]
     if not raw.strip():
         raise LenetError(f"{name}: the file is empty")
+    if raw.startswith(b"PK\x03\x04"):
+        raise LenetError(f"{name}: a zip archive, not a CSV file (give the zip itself as the data source)")
+    if b"\0" in raw[:4096]:
+        raise LenetError(f"{name}: binary data, not a CSV text file")
     lines = raw.replace(b"\r\n", b"\n").split(b"\n")
     while lines and not lines[-1].strip():
         lines.pop()
@@ -91,10 +148,13 @@ def _lines(raw: bytes, name: str) -> list[bytes]:
 
 def _check_header(header: bytes, expected: list[str], name: str) -> None:
     got = [field.strip().strip(b'"').decode("utf-8", "replace") for field in header.split(b",")]
+    separator = next((sep for sep in (";", "\t", "|") if len(got) == 1 and sep in got[0]), None)
+    if separator is not None:
+        raise LenetError(f"{name}: line 1: the fields are separated by {separator!r}, expected commas")
     for i, (have, want) in enumerate(zip(got, expected, strict=False)):
         if have != want:
             raise LenetError(
-                f"{name}: line 1: header column {i + 1} is {have!r}, expected {want!r}"
+                f"{name}: line 1: header column {i + 1} is {_quote(have)}, expected {want!r}"
                 f" (the header must be {expected[0]},{expected[1]},…,{expected[-1]})"
             )
     if len(got) != len(expected):
@@ -111,7 +171,7 @@ def parse_digits_csv(raw: bytes, name: str, *, labeled: bool) -> tuple[np.ndarra
     raises :class:`LenetError` naming the file, line and column.
     """
     expected = TRAIN_HEADER if labeled else TEST_HEADER
-    lines = _lines(raw, name)
+    lines = _lines(_decompressed(raw, name), name)
     _check_header(lines[0], expected, name)
     if len(lines) < 2:
         raise LenetError(f"{name}: the file has a header but no data rows")
@@ -120,8 +180,12 @@ def parse_digits_csv(raw: bytes, name: str, *, labeled: bool) -> tuple[np.ndarra
         fields = line.count(b",") + 1
         if fields != n_fields:
             raise LenetError(f"{name}: line {lineno}: {fields} fields, expected {n_fields}")
+        if line == lines[0]:
+            raise LenetError(f"{name}: line {lineno}: the header row again (files joined with their headers?)")
 
-    frame = pd.read_csv(io.BytesIO(b"\n".join(lines)), header=0, skip_blank_lines=False)
+    with warnings.catch_warnings():  # mixed-type columns are reported below, one cell in one line
+        warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+        frame = pd.read_csv(io.BytesIO(b"\n".join(lines)), header=0, skip_blank_lines=False)
     values = _integer_values(frame, lines, name)
 
     if labeled:
@@ -157,7 +221,7 @@ def _integer_values(frame: pd.DataFrame, lines: list[bytes], name: str) -> np.nd
     if first_bad is not None:
         row, col = first_bad
         text = lines[row + 1].split(b",")[col].strip().decode("utf-8", "replace")
-        what = "missing" if not text else f"{text!r}, not an integer"
+        what = "missing" if not text else f"{_quote(text)}, not an integer"
         raise LenetError(f"{name}: line {row + 2}: column {frame.columns[col]!r} is {what}")
     return frame.to_numpy(dtype=np.int64)
 
@@ -182,8 +246,23 @@ def read_train_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_test_csv(path: str | Path) -> np.ndarray:
-    """Read an unlabeled ``test.csv`` (``pixel0..pixel783``)."""
-    return parse_digits_csv(_read_file(Path(path)), str(path), labeled=False)[0]
+    """Read an unlabeled ``test.csv`` (``pixel0..pixel783``). The competition's file (named
+    ``test.csv`` or ``test.csv.gz``) must have as many rows as the ``sample_submission.csv`` beside it."""
+    path = Path(path)
+    images = parse_digits_csv(_read_file(path), str(path), labeled=False)[0]
+    sample = path.with_name(SAMPLE_SUBMISSION)
+    if path.name.lower() in ("test.csv", "test.csv.gz") and sample.is_file():
+        _check_against_sample(images, _read_file(sample), str(path), str(sample))
+    return images
+
+
+def _check_against_sample(images: np.ndarray, sample: bytes, name: str, sample_name: str) -> None:
+    """Kaggle takes a submission of exactly the sample submission's rows: one per test image."""
+    rows = len(_lines(sample, sample_name)) - 1
+    if rows != len(images):
+        raise LenetError(
+            f"{name}: {len(images):,} images, but {sample_name} has {rows:,} rows; Kaggle expects one per image"
+        )
 
 
 def _zip_member(archive: zipfile.ZipFile, basename: str) -> str | None:
@@ -193,29 +272,44 @@ def _zip_member(archive: zipfile.ZipFile, basename: str) -> str | None:
     return None
 
 
-def read_competition_zip(path: str | Path) -> DigitData:
-    """Read the competition zip (``train.csv`` and ``test.csv`` inside, as Kaggle ships it)."""
-    path = Path(path)
+@contextmanager
+def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
     if not path.is_file():
         raise LenetError(f"{path}: no such file")
     try:
         with zipfile.ZipFile(path) as archive:
-            train_member = _zip_member(archive, "train.csv")
-            if train_member is None:
-                raise LenetError(f"{path}: the zip holds no train.csv")
-            images, labels = parse_digits_csv(archive.read(train_member), f"{path}:{train_member}", labeled=True)
-            test_member = _zip_member(archive, "test.csv")
-            test_images = None
-            if test_member is not None:
-                test_images = parse_digits_csv(archive.read(test_member), f"{path}:{test_member}", labeled=False)[0]
+            yield archive
     except zipfile.BadZipFile as exc:
         raise LenetError(f"{path}: not a valid zip file ({exc})") from exc
+
+
+def _zip_test(archive: zipfile.ZipFile, path: Path) -> np.ndarray | None:
+    """The zip's test.csv images (checked against its sample_submission.csv), or None."""
+    member = _zip_member(archive, "test.csv")
+    if member is None:
+        return None
+    images = parse_digits_csv(archive.read(member), f"{path}:{member}", labeled=False)[0]
+    sample = _zip_member(archive, SAMPLE_SUBMISSION)
+    if sample is not None:
+        _check_against_sample(images, archive.read(sample), f"{path}:{member}", f"{path}:{sample}")
+    return images
+
+
+def read_competition_zip(path: str | Path, *, with_test: bool = True) -> DigitData:
+    """Read the competition zip (``train.csv`` and, ``with_test``, ``test.csv`` inside, as Kaggle ships it)."""
+    path = Path(path)
+    with _open_zip(path) as archive:
+        train_member = _zip_member(archive, "train.csv")
+        if train_member is None:
+            raise LenetError(f"{path}: the zip holds no train.csv")
+        images, labels = parse_digits_csv(archive.read(train_member), f"{path}:{train_member}", labeled=True)
+        test_images = _zip_test(archive, path) if with_test else None
     assert labels is not None
     return DigitData(images, labels, test_images, None, source=str(path))
 
 
 def load_csv_files(train: str | Path, test: str | Path | None = None) -> DigitData:
-    """Read explicit ``train.csv`` (and optional ``test.csv``) paths."""
+    """Read explicit ``train.csv`` (and optional ``test.csv``) paths (``.csv.gz`` too)."""
     images, labels = read_train_csv(train)
     test_images = read_test_csv(test) if test is not None else None
     source = str(train) if test is None else f"{train} + {test}"
@@ -263,19 +357,31 @@ def load_keras_mnist() -> DigitData:
     )
 
 
-def _load_directory(path: Path) -> DigitData:
-    if (path / "train.csv").is_file():
-        test = path / "test.csv"
-        return load_csv_files(path / "train.csv", test if test.is_file() else None)
+def _find(directory: Path, name: str) -> Path | None:
+    """``directory/name``, or its gzip-compressed ``name.gz``, whichever is there."""
+    return next((p for p in (directory / name, directory / f"{name}.gz") if p.is_file()), None)
+
+
+def _load_directory(path: Path, test: str | Path | None) -> DigitData:
+    train = _find(path, "train.csv")
+    if train is not None:
+        return load_csv_files(train, test if test is not None else _find(path, "test.csv"))
     if (path / ZIP_NAME).is_file():
-        return read_competition_zip(path / ZIP_NAME)
+        return _with_test(read_competition_zip(path / ZIP_NAME, with_test=test is None), test)
     raise LenetError(f"{path}: the directory holds neither train.csv nor {ZIP_NAME}")
+
+
+def _with_test(data: DigitData, test: str | Path | None) -> DigitData:
+    """``data`` with the images of the ``test`` file instead of its own (when ``test`` is given)."""
+    if test is None:
+        return data
+    return replace(data, test_images=read_test_csv(test), test_labels=None, source=f"{data.source} + {test}")
 
 
 def find_default_data(root: str | Path = ".") -> Path | None:
     """``data/`` under ``root`` when it holds the Kaggle files, else None."""
     data_dir = Path(root) / "data"
-    if (data_dir / "train.csv").is_file() or (data_dir / ZIP_NAME).is_file():
+    if _find(data_dir, "train.csv") is not None or (data_dir / ZIP_NAME).is_file():
         return data_dir
     return None
 
@@ -283,43 +389,122 @@ def find_default_data(root: str | Path = ".") -> Path | None:
 def load_data(source: str | Path | None = None, *, test: str | Path | None = None) -> DigitData:
     """Load digits from ``source``, recording how long reading and validating took.
 
-    ``source`` is a directory, the competition zip, a ``train.csv`` path (``test`` names the
-    matching ``test.csv``), ``"sample"`` for the embedded sample or ``"mnist"`` for
-    ``keras.datasets``. ``None`` uses ``data/`` when it holds the Kaggle files, else the sample.
+    ``source`` is a directory, the competition zip, a ``train.csv`` path, ``"sample"`` for the
+    embedded sample or ``"mnist"`` for ``keras.datasets``. ``None`` uses ``data/`` when it holds
+    the Kaggle files, else the sample. ``test`` names a ``test.csv`` to predict instead of the
+    source's own. A digit without any labeled image is a :class:`DataWarning`.
     """
     started = time.perf_counter()
     data = _load(source, test)
+    missing = np.flatnonzero(np.bincount(data.train_labels, minlength=N_CLASSES) == 0)
+    if missing.size:
+        digits, plural = ", ".join(str(d) for d in missing), missing.size > 1
+        warnings.warn(
+            f"{data.source}: no image of digit{'s' if plural else ''} {digits} among the"
+            f" {len(data.train_labels):,} labeled rows; the models will never predict {'them' if plural else 'it'}",
+            DataWarning,
+            stacklevel=2,
+        )
     return replace(data, load_seconds=time.perf_counter() - started)
 
 
 def _load(source: str | Path | None, test: str | Path | None) -> DigitData:
     if source is None or str(source) == "":
-        default = find_default_data()
-        if default is None:
-            if test is not None:
-                raise LenetError("--test needs the matching train.csv as --data")
+        source = find_default_data()
+        if source is None and test is None:
             return load_embedded_sample()
-        source = default
-    if str(source) == "sample":
-        return load_embedded_sample()
-    if str(source) == "mnist":
-        return load_keras_mnist()
+    if source is None or str(source) in ("sample", "mnist"):
+        if test is not None:
+            what = "the embedded sample" if source is None else repr(str(source))
+            raise LenetError(
+                f"{test}: a test file goes with Kaggle training data (a directory, the zip or a train.csv), not {what}"
+            )
+        return load_embedded_sample() if source is None or str(source) == "sample" else load_keras_mnist()
     path = Path(source)
     if path.is_dir():
-        return _load_directory(path)
+        return _load_directory(path, test)
     if not path.exists():
         raise LenetError(f"{path}: no such file or directory")
     if path.suffix.lower() == ".zip":
-        return read_competition_zip(path)
+        return _with_test(read_competition_zip(path, with_test=test is None), test)
     return load_csv_files(path, test)
+
+
+def load_test_data(source: str | Path | None = None, *, test: str | Path | None = None) -> TestData:
+    """Only the digits to predict, for a submission from trained models: the ``test`` file when
+    given, else those of ``source`` (a directory with test.csv or the zip, a test.csv path,
+    ``"sample"``, ``"mnist"``; ``None``: ``data/`` when it holds them, else the sample).
+    No training rows are read."""
+    if test is not None:
+        return TestData(read_test_csv(test), None, str(test))
+    if source is None or str(source) == "":
+        default = Path("data")
+        source = default if _find(default, "test.csv") or (default / ZIP_NAME).is_file() else "sample"
+    if str(source) in ("sample", "mnist"):
+        data = load_embedded_sample() if str(source) == "sample" else load_keras_mnist()
+        return TestData(data.test_images, data.test_labels, data.source)
+    path = Path(source)
+    if path.is_dir():
+        found = _find(path, "test.csv")
+        if found is not None:
+            return TestData(read_test_csv(found), None, str(found))
+        if not (path / ZIP_NAME).is_file():
+            raise LenetError(f"{path}: the directory holds neither test.csv nor {ZIP_NAME}")
+        path = path / ZIP_NAME
+    if not path.exists():
+        raise LenetError(f"{path}: no such file or directory")
+    if path.suffix.lower() != ".zip":
+        return TestData(read_test_csv(path), None, str(path))
+    with _open_zip(path) as archive:
+        images = _zip_test(archive, path)
+    if images is None:
+        raise LenetError(f"{path}: the zip holds no test.csv")
+    return TestData(images, None, f"{path}:test.csv")
 
 
 # ----------------------------------------------------------------------------- splits
 
 
 def _stratified_split(labels: np.ndarray, fraction: float, seed: int, indices: np.ndarray):
-    first, second = train_test_split(indices, test_size=fraction, stratify=labels[indices], random_state=seed)
+    try:
+        first, second = train_test_split(indices, test_size=fraction, stratify=labels[indices], random_state=seed)
+    except ValueError as exc:  # a case the checks before missed: still one line, not a traceback
+        raise LenetError(f"cannot split the labeled digits by class: {_quote(str(exc).splitlines()[0])}") from exc
     return np.sort(first), np.sort(second)
+
+
+def _part_sizes(n: int, protocol: str) -> tuple[int, ...]:
+    """The parts' sizes for ``n`` rows, rounded as scikit-learn's ``train_test_split`` rounds them."""
+    if protocol == "evaluation":
+        test = math.ceil(EVALUATION_FRACTIONS[2] * n)
+        val = math.ceil(_VAL_SHARE * (n - test))
+        return n - test - val, val, test
+    val = math.ceil(DEPLOYMENT_FRACTIONS[1] * n)
+    return n - val, val
+
+
+def _check_splittable(labels: np.ndarray, protocol: str, source: str) -> None:
+    """One line, before scikit-learn's traceback, when a stratified split of ``labels`` cannot be made."""
+    counts = np.bincount(labels, minlength=N_CLASSES)
+    present = np.flatnonzero(counts)
+    if not present.size:
+        raise LenetError(f"{source}: no labeled images to split")
+    rarest = int(present[np.argmin(counts[present])])
+    # scikit-learn stratifies only with 2 images of each class and parts of at least one per class;
+    # the evaluation split stratifies its first part again, which may keep one image fewer: 3.
+    each = 3 if protocol == "evaluation" else 2
+    if counts[rarest] < each:
+        raise LenetError(
+            f"{source}: digit {rarest} has {counts[rarest]} labeled image(s); the {protocol} split needs at least"
+            f" {each} of each digit present"
+        )
+    n, digits = len(labels), len(present)
+    if min(_part_sizes(n, protocol)) < digits:
+        need = next(m for m in itertools.count(n) if min(_part_sizes(m, protocol)) >= digits)
+        raise LenetError(
+            f"{source}: {n} labeled images are too few for the {protocol} split (each of its parts needs one image of"
+            f" each of the {digits} digits present); use at least {need}"
+        )
 
 
 def split_data(data: DigitData, protocol: str = "deployment", seed: int = 0) -> Split:
@@ -328,12 +513,14 @@ def split_data(data: DigitData, protocol: str = "deployment", seed: int = 0) -> 
     ``evaluation``: 60 / 20 / 20 (25,200 / 8,400 / 8,400 on the Kaggle train.csv);
     ``deployment``: 70 / 30 (29,400 / 12,600).
     """
+    if protocol not in PROTOCOLS:
+        raise LenetError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     images, labels = data.train_images, data.train_labels
+    _check_splittable(labels, protocol, data.source)
     everything = np.arange(len(labels))
     if protocol == "evaluation":
         rest, test_idx = _stratified_split(labels, EVALUATION_FRACTIONS[2], seed, everything)
-        val_share = EVALUATION_FRACTIONS[1] / (EVALUATION_FRACTIONS[0] + EVALUATION_FRACTIONS[1])
-        train_idx, val_idx = _stratified_split(labels, val_share, seed, rest)
+        train_idx, val_idx = _stratified_split(labels, _VAL_SHARE, seed, rest)
         return Split(
             images[train_idx],
             labels[train_idx],
@@ -344,17 +531,8 @@ def split_data(data: DigitData, protocol: str = "deployment", seed: int = 0) -> 
             protocol=protocol,
             seed=seed,
         )
-    if protocol == "deployment":
-        train_idx, val_idx = _stratified_split(labels, DEPLOYMENT_FRACTIONS[1], seed, everything)
-        return Split(
-            images[train_idx],
-            labels[train_idx],
-            images[val_idx],
-            labels[val_idx],
-            protocol=protocol,
-            seed=seed,
-        )
-    raise LenetError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    train_idx, val_idx = _stratified_split(labels, DEPLOYMENT_FRACTIONS[1], seed, everything)
+    return Split(images[train_idx], labels[train_idx], images[val_idx], labels[val_idx], protocol=protocol, seed=seed)
 
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int, *, what: str = "--max-train") -> np.ndarray:
@@ -366,6 +544,15 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int, *, what: str = "--
         return np.arange(total)
     if n < 2 * N_CLASSES:
         raise LenetError(f"{what} {n} is too small; keep at least {2 * N_CLASSES} rows")
+    counts = np.bincount(labels, minlength=N_CLASSES)
+    present = np.flatnonzero(counts)
+    rarest = int(present[np.argmin(counts[present])])
+    if counts[rarest] < 2:  # scikit-learn's stratified subset needs two of each class
+        raise LenetError(f"{what} {n}: digit {rarest} has {counts[rarest]} labeled image; a stratified subset needs 2")
+    if total - n < len(present):  # and leaves out at least one of each
+        raise LenetError(
+            f"{what} {n} leaves {total - n} of the {total} rows out; keep all of them or at most {total - len(present)}"
+        )
     keep, _ = train_test_split(np.arange(total), train_size=n, stratify=labels, random_state=seed)
     return np.sort(keep)
 

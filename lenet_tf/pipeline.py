@@ -28,7 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from .data import DigitData, Split, load_data, split_data, subsample
+from .data import DigitData, Split, TestData, load_data, load_test_data, split_data, subsample
 from .ensemble import REFIT_DIR, Ensemble, refit_members, train_members
 from .errors import LenetError
 from .models import model_title, resolve_model
@@ -492,22 +492,26 @@ def predict_run(
     run: str | Path,
     output: str | Path,
     *,
-    data: DigitData | None = None,
+    data: DigitData | TestData | None = None,
     source: str | Path | None = None,
+    test: str | Path | None = None,
     members: int | None = None,
     force: bool = False,
     tta: int = 0,
     echo: Callable[[str], None] = print,
 ) -> Path:
-    """Load a run directory's members, predict the test images and write a submission."""
+    """Load a run directory's members, predict the test images (``data``'s, else the ``test``
+    file or ``source``'s, read without their training rows) and write a submission."""
     ensemble = Ensemble.load(run, limit=members)
     if data is None:
-        data = load_data(source)
-    if data.test_images is None:
-        raise LenetError(f"{data.source}: no test images (test.csv) to predict")
-    labels = ensemble.predict(data.test_images, tta=tta)
-    path = write_submission(labels, output, expected_rows=len(data.test_images), force=force)
+        data = load_test_data(source, test=test)
+    elif isinstance(data, DigitData):
+        if data.test_images is None:
+            raise LenetError(f"{data.source}: no test images (test.csv) to predict")
+        data = TestData(data.test_images, data.test_labels, data.source)
+    labels = ensemble.predict(data.images, tta=tta)
+    path = write_submission(labels, output, expected_rows=len(data.images), force=force)
     echo(f"submission: {path} ({len(labels)} rows from {len(ensemble)} member(s))")
-    if data.test_labels is not None:
-        echo(f"held-out accuracy: {float(np.mean(labels == data.test_labels)):.4f}")
+    if data.labels is not None:
+        echo(f"held-out accuracy: {float(np.mean(labels == data.labels)):.4f}")
     return path

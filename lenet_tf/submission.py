@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .data import N_CLASSES
+from .data import N_CLASSES, DataWarning
 from .errors import LenetError
 from .rundir import write_text
 
@@ -39,10 +40,17 @@ def write_submission(
     """Write a submission CSV atomically.
 
     An existing file is never silently replaced: rewriting identical content is a no-op,
-    different content needs ``force``.
+    different content needs ``force``. A file of other than the competition's 28,000 rows
+    (which Kaggle rejects) is written with a :class:`~lenet_tf.data.DataWarning`.
     """
     path = Path(path)
     text = submission_csv(labels, expected_rows=expected_rows)
+    if len(labels) != KAGGLE_TEST_ROWS:
+        warnings.warn(
+            f"{path}: {len(labels):,} rows, not the competition's {KAGGLE_TEST_ROWS:,}: Kaggle will not accept it",
+            DataWarning,
+            stacklevel=2,
+        )
     if path.exists():
         if path.is_dir():
             raise LenetError(f"{path}: is a directory, not a submission file")

@@ -10,7 +10,6 @@ labeled data for a fixed number of epochs.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -175,15 +174,26 @@ def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
     return trainer
 
 
+class CosineToZero(keras.callbacks.Callback):
+    """Cosine decay of the optimizer's learning rate from its current value to 0, per step, over
+    the whole fit (``keras.optimizers.schedules.CosineDecay``): 0 after the last step, where an
+    epoch-wise rule would stop one epoch short of it."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        optimizer = self.model.optimizer
+        if not isinstance(optimizer.learning_rate, keras.Variable):
+            raise LenetError("the cosine schedule cannot replace this model's own learning-rate schedule")
+        steps = self.params.get("steps")
+        if not steps:
+            raise LenetError("the cosine schedule needs a known number of steps per epoch")
+        base = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        total = self.params["epochs"] * steps
+        optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(base, decay_steps=total)
+
+
 def _schedule(model: keras.Model, config: TrainConfig) -> list[keras.callbacks.Callback]:
     if config.lr_schedule == "cosine":
-        base = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        total = config.epochs
-
-        def cosine(epoch: int, _rate: float) -> float:
-            return base * 0.5 * (1.0 + math.cos(math.pi * epoch / total))
-
-        return [keras.callbacks.LearningRateScheduler(cosine)]
+        return [CosineToZero()]
     if config.lr_schedule == "plateau":
         mode = "max" if config.monitor.endswith("accuracy") else "min"
         return [
@@ -446,9 +456,11 @@ def train_together(
     seconds = time.perf_counter() - start
     results = []
     for model, seed in zip(models, seeds, strict=True):
-        # Keras names each output's metrics after its branch, the member's model name.
+        # Keras names each output's metrics after its branch, the member's model name, except
+        # a single output's, which keep the plain names.
+        branch = "" if members == 1 else f"{model.name}_"
         logs = {
-            f"{prefix}{key}": [float(v) for v in history.history[f"{prefix}{model.name}_{key}"]]
+            f"{prefix}{key}": [float(v) for v in history.history[f"{prefix}{branch}{key}"]]
             for prefix in ("", "val_")
             for key in ("accuracy", "loss")
         }

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lenet_tf.data import DataWarning
 from lenet_tf.errors import LenetError
-from lenet_tf.submission import read_submission, write_submission
+from lenet_tf.submission import KAGGLE_TEST_ROWS, read_submission, write_submission
 
 
 def test_format_matches_sample_submission(tmp_path: Path) -> None:
@@ -53,3 +55,12 @@ def test_read_submission_checks(tmp_path: Path) -> None:
     path.write_text("ImageId,Label\n2,2\n")
     with pytest.raises(LenetError, match="ImageId must run 1…1"):
         read_submission(path)
+
+
+def test_a_submission_of_other_than_28000_rows_warns(tmp_path: Path) -> None:
+    with pytest.warns(DataWarning, match=r"s.csv: 28,001 rows, not the competition's 28,000: Kaggle will not accept"):
+        write_submission(np.zeros(KAGGLE_TEST_ROWS + 1, dtype=int), tmp_path / "s.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        write_submission(np.zeros(KAGGLE_TEST_ROWS, dtype=int), tmp_path / "s.csv", force=True)
+    assert len(read_submission(tmp_path / "s.csv", expected_rows=KAGGLE_TEST_ROWS)) == KAGGLE_TEST_ROWS
