@@ -29,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("TrainConfig", "FitResult", "early_stopping", "train", "refit", "predict_proba"), "training"),
     **dict.fromkeys(("JobSpec", "TrainingResult", "run_training", "predict_run"), "pipeline"),
     **dict.fromkeys(("Ensemble", "FLAGSHIP", "train_members"), "ensemble"),
-    **dict.fromkeys(("DigitData", "Split", "load_data", "split_data", "prepare"), "data"),
+    **dict.fromkeys(("DigitData", "TestData", "Split", "load_data", "load_test_data", "split_data", "prepare"), "data"),
     "write_submission": "submission",
     "LenetError": "errors",
 }
