@@ -325,6 +325,7 @@ def lenet5(
     pooling: str = "average",
     dropout: float = 0.0,
     batch_norm: bool = False,
+    bn_momentum: float = 0.99,
     dropout_before_output: bool = False,
     optimizer: keras.optimizers.Optimizer | None = None,
     name: str = "lenet5",
@@ -333,7 +334,8 @@ def lenet5(
     → Conv(``filters[1]``, 5×5) → Pool 2/2 → Flatten → Dense(``units[0]``) → Dense(``units[1]``) …
     → Dense(10, softmax); ``pooling`` ``average`` (1998) or ``max``; ``dropout`` > 0 before each
     hidden dense layer (and before the output with ``dropout_before_output``); ``batch_norm``
-    normalises every hidden layer before its activation. Compiled with ``optimizer`` (default Adam 1e-3)."""
+    normalises every hidden layer before its activation, its moving statistics updated with
+    ``bn_momentum`` (Keras' 0.99 by default). Compiled with ``optimizer`` (default Adam 1e-3)."""
     if activation not in ACTIVATIONS:
         raise LenetError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
     if pooling not in ("average", "max"):
@@ -342,6 +344,8 @@ def lenet5(
         raise LenetError(f"dropout must be a rate in [0, 1), got {dropout!r}")
     if not units or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units):
         raise LenetError(f"units must be one or more positive integers, got {units!r}")
+    if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, int | float) or not 0 <= bn_momentum < 1:
+        raise LenetError(f"bn_momentum must be a number in [0, 1), got {bn_momentum!r}")
     pool = layers.AveragePooling2D if pooling == "average" else layers.MaxPooling2D
 
     def hidden(layer: keras.layers.Layer, layer_name: str) -> list[keras.layers.Layer]:
@@ -349,7 +353,7 @@ def lenet5(
             return [layer]
         # Normalise the pre-activations (the bias is then redundant: the normalisation's shift replaces it).
         layer.use_bias = False
-        normalise = layers.BatchNormalization(name=f"{layer_name}_bn")
+        normalise = layers.BatchNormalization(momentum=bn_momentum, name=f"{layer_name}_bn")
         return [layer, normalise, layers.Activation(activation, name=f"{layer_name}_act")]
 
     act = None if batch_norm else activation
@@ -414,10 +418,16 @@ def wider_lenet5() -> keras.Sequential:
 def bn_lenet5() -> keras.Sequential:
     """The flagship ensemble's member: LeNet-5 with batch normalisation, ReLU, max pooling and the
     wider one's convolutions, Conv(32)-BN → MaxPool → Conv(64)-BN → MaxPool → Dropout(0.3)
-    → Dense(256)-BN → Dropout(0.3) → Dense(10); Adam(1e-3). 465,578 parameters."""
+    → Dense(256)-BN → Dropout(0.3) → Dense(10); Adam(1e-3). 465,578 parameters.
+
+    The normalisation's moving statistics use momentum 0.9, not Keras' 0.99: on the embedded
+    5,000-digit sample the flagship makes only ~330 steps, and at 0.99 the statistics used at
+    inference still lagged the trained weights (members 0.43-0.79 on validation, 0.97 in training).
+    Measured 2026-12-02, flagship recipe: sample 0.648 -> 0.986 held-out (3 members); full Kaggle
+    deployment split, one member, 0.9945 (0.99) vs 0.9944 (0.9): no loss on large data."""
     return lenet5(
         filters=(32, 64), units=(256,), activation="relu", pooling="max", dropout=0.3, batch_norm=True,
-        dropout_before_output=True, name="bn_lenet5",
+        bn_momentum=0.9, dropout_before_output=True, name="bn_lenet5",
     )  # fmt: skip
 
 
