@@ -17,6 +17,7 @@ from lenet_tf.experiments.studies import (
     study,
     study_configurations,
 )
+from lenet_tf.seeds import repeat_seed
 from lenet_tf.training import TrainConfig
 
 
@@ -69,7 +70,9 @@ def test_study_table_plots_gradients_and_resume(tiny, tmp_path: Path) -> None:
     result = study(spec, out, data=tiny, progress=False, echo=lambda _: None)
     assert list(result["runs"]) == ["relu", "batch_128"]
     relu = result["runs"]["relu"]
-    assert [r["seed"] for r in relu] == [0, 1] and relu[0]["test_accuracy"] != relu[1]["test_accuracy"]
+    assert [r["seed"] for r in relu] == [repeat_seed(0, 0), repeat_seed(0, 1)] and relu[0]["test_accuracy"] != relu[1][
+        "test_accuracy"
+    ]
     assert [r["batch_size"] for r in result["runs"]["batch_128"]] == [128, 128]
     summary = result["summary"]["relu"]
     tests = [r["test_accuracy"] for r in relu]
