@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -249,11 +250,7 @@ def study(
         kind="study", model={"name": "standard", "builder": "study_lenet"}, study=spec.name, seed=spec.seed,
         gradient_batch=spec.gradient_batch, train=spec.train.to_dict(),
     )  # fmt: skip
-    x_train, x_val, x_test = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
-    # The gradient batch: fixed training digits (seeded by the split), the same for every training.
-    chosen = np.sort(
-        np.random.default_rng(spec.split_seed).choice(len(x_train), min(spec.gradient_batch, len(x_train)), False)
-    )
+    images = _StudyImages.of(split, spec)
     plan = [
         Item(f"{CONFIGURATIONS_DIR}/{label}/repeat_{r + 1:02d}", {"label": label, "repeat": r})
         for label in configs
@@ -261,33 +258,7 @@ def study(
     ]
 
     def run_item(item: Item, directory: Path) -> dict[str, Any]:
-        cfg = configs[item["label"]]
-        train_config = replace(spec.train, batch_size=cfg.batch_size or spec.train.batch_size)
-        seed = repeat_seed(spec.seed, item["repeat"])
-        gradients = GradientMagnitudes(x_train[chosen], split.y_train[chosen])
-        set_seed(seed)  # before building: the seed fixes the initial weights too
-        model = cfg.builder(len(x_train), train_config.batch_size)()
-        result = fit(
-            model, x_train, split.y_train, x_val, split.y_val, config=train_config, seed=seed,
-            progress=progress, callbacks=[gradients],
-        )  # fmt: skip
-        return {
-            "configuration": cfg.to_dict(), "repeat": item["repeat"] + 1, "seed": seed,
-            "batch_size": train_config.batch_size, "train_accuracy": result.train_accuracy,
-            "val_accuracy": result.val_accuracy,
-            "test_accuracy": accuracy(model.predict(x_test, batch_size=1024, verbose=0), split.y_test),
-            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "seconds": result.seconds,
-            "history": result.history, "gradients": gradients.magnitudes,
-        }  # fmt: skip
-
-    def load_item(item: Item, directory: Path) -> dict[str, Any] | None:
-        record = read_item(item, directory)
-        if record is not None and record.get("configuration") != configs[item["label"]].to_dict():
-            raise LenetError(
-                f"{directory / ITEM_FILE} holds configuration {item['label']} with other settings; use another"
-                " --out, or --force to discard that study"
-            )
-        return record
+        return _train_configuration(configs[item["label"]], item["repeat"], spec, images, progress)
 
     def write_outputs(records: Records, progress_: Progress) -> tuple[dict[str, Any], dict[str, Path]]:
         runs: dict[str, list[dict[str, Any]]] = {}
@@ -309,12 +280,68 @@ def study(
             echo(f"{label}: test accuracy {pm(summarize([d['test_accuracy'] for d in done]), 4)}")
 
     experiment = Experiment(
-        "study", plan, run_item, write_outputs, load_item=load_item, on_item=on_item, unit="fit",
+        "study", plan, run_item, write_outputs, load_item=partial(_read_training, configs), on_item=on_item, unit="fit",
         postfix=lambda item, record: {"config": item["label"], "test": f"{record['test_accuracy']:.3f}"},
     )  # fmt: skip
     run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
     echo(f"study: {out}/" + ", ".join(path.name for path in run.paths.values()))
     return run
+
+
+def _read_training(configs: Mapping[str, StudyConfig], item: Item, directory: Path) -> dict[str, Any] | None:
+    """A finished training of ``item``, refused when it was trained with other settings under its label."""
+    record = read_item(item, directory)
+    if record is not None and record.get("configuration") != configs[item["label"]].to_dict():
+        raise LenetError(
+            f"{directory / ITEM_FILE} holds configuration {item['label']} with other settings; use another"
+            " --out, or --force to discard that study"
+        )
+    return record
+
+
+@dataclass(frozen=True)
+class _StudyImages:
+    """The split's images prepared once, and the fixed gradient batch every training is measured on."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    gradient_batch: np.ndarray  # indices into the training part
+
+    @classmethod
+    def of(cls, split: Any, spec: StudySpec) -> _StudyImages:
+        x_train = prepare(split.x_train)
+        # Fixed training digits (seeded by the split), the same for every training.
+        size = min(spec.gradient_batch, len(x_train))
+        chosen = np.sort(np.random.default_rng(spec.split_seed).choice(len(x_train), size, False))
+        return cls(x_train, split.y_train, prepare(split.x_val), split.y_val, prepare(split.x_test), split.y_test,
+                   chosen)  # fmt: skip
+
+
+def _train_configuration(
+    cfg: StudyConfig, repeat: int, spec: StudySpec, images: _StudyImages, progress: bool
+) -> dict[str, Any]:
+    """Train repeat ``repeat`` (0-based) of configuration ``cfg`` and measure it."""
+    train_config = replace(spec.train, batch_size=cfg.batch_size or spec.train.batch_size)
+    seed = repeat_seed(spec.seed, repeat)
+    chosen = images.gradient_batch
+    gradients = GradientMagnitudes(images.x_train[chosen], images.y_train[chosen])
+    set_seed(seed)  # before building: the seed fixes the initial weights too
+    model = cfg.builder(len(images.x_train), train_config.batch_size)()
+    result = fit(
+        model, images.x_train, images.y_train, images.x_val, images.y_val, config=train_config, seed=seed,
+        progress=progress, callbacks=[gradients],
+    )  # fmt: skip
+    return {
+        "configuration": cfg.to_dict(), "repeat": repeat + 1, "seed": seed, "batch_size": train_config.batch_size,
+        "train_accuracy": result.train_accuracy, "val_accuracy": result.val_accuracy,
+        "test_accuracy": accuracy(model.predict(images.x_test, batch_size=1024, verbose=0), images.y_test),
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "seconds": result.seconds,
+        "history": result.history, "gradients": gradients.magnitudes,
+    }  # fmt: skip
 
 
 def _write_study(result: dict[str, Any], out: Path, configs: Sequence[StudyConfig]) -> dict[str, Path]:
