@@ -245,15 +245,19 @@ def baselines(
         postfix=lambda item, record: {"cell": item["cell"], "val": f"{record['val_accuracy']:.4f}"},
     )  # fmt: skip
     run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    _echo_best(run.report["cells"], echo)
+    echo(f"baselines: {out}/baselines.json, baselines.md, baselines.png")
+    return run
+
+
+def _echo_best(cells: Sequence[dict[str, Any]], echo: Callable[[str], None]) -> None:
     for family in FAMILIES:
-        best = _best(run.report["cells"], family)
+        best = _best(cells, family)
         if best is not None:
             echo(
                 f"best {FAMILIES[family]} on validation: {best['label']}, validation accuracy"
                 f" {pm(best['summary']['val_accuracy'], 4)}, test accuracy {pm(best['summary']['test_accuracy'], 4)}"
             )
-    echo(f"baselines: {out}/baselines.json, baselines.md, baselines.png")
-    return run
 
 
 def _check_grids(spec: BaselineSpec, n_train: int) -> None:

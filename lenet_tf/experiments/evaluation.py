@@ -170,9 +170,6 @@ def evaluate(
         atomic_write(directory / PROBABILITIES_FILE, lambda tmp: np.save(tmp, proba))
         return metrics | {"repeat": item["repeat"] + 1}
 
-    def load_item(item: Item, directory: Path) -> dict[str, Any] | None:
-        return read_item(item, directory) if (directory / PROBABILITIES_FILE).is_file() else None
-
     def write_outputs(records: Records, progress_: Progress) -> tuple[dict[str, Any], dict[str, Path]]:
         result = {
             "config": config,
@@ -190,7 +187,7 @@ def evaluate(
     def on_item(item: Item, record: dict[str, Any], resumed: bool) -> None:
         echo(f"repeat {item['repeat'] + 1}/{spec.repeats}: test accuracy {record['test_accuracy']:.4f}")
 
-    experiment = Experiment("evaluation", plan, run_item, write_outputs, load_item=load_item, on_item=on_item,
+    experiment = Experiment("evaluation", plan, run_item, write_outputs, load_item=_read_repeat, on_item=on_item,
                             unit="repeat")  # fmt: skip
     run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
     on_disk = run["repeats_on_disk"]
@@ -199,6 +196,11 @@ def evaluate(
              f" (--repeats {on_disk} to use them all)")  # fmt: skip
     echo(f"test accuracy {pm(run.summary['test_accuracy'])} over {len(run.items)} repeat(s); results in {out}")
     return run
+
+
+def _read_repeat(item: Item, directory: Path) -> dict[str, Any] | None:
+    """A finished repeat: its figures and its test probabilities both on disk."""
+    return read_item(item, directory) if (directory / PROBABILITIES_FILE).is_file() else None
 
 
 def _probabilities(out: Path, records: Records) -> list[np.ndarray]:

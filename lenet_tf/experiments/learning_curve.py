@@ -116,21 +116,7 @@ def learning_curve(
     ]
 
     def run_item(item: Item, directory: Path) -> dict[str, Any]:
-        size = item["size"]
-        seed = point_seed(spec.seed, item["repeat"], size)
-        subset = training_subset(split, size, seed=seed)
-        ensemble, results = train_members(
-            job.builder, subset, members=spec.members, directory=directory, seed=seed, config=spec.train,
-            progress=False,
-        )  # fmt: skip
-        return {
-            "size": size,
-            "repeat": item["repeat"] + 1,
-            "train_accuracy": accuracy(ensemble.predict_proba(subset.x_train), subset.y_train),
-            "test_accuracy": accuracy(ensemble.predict_proba(split.x_test), split.y_test),
-            "epochs": [res.epochs_run for res in results],
-            "seconds": float(sum(res.seconds for res in results)),
-        }
+        return _train_point(job.builder, split, spec, item["size"], item["repeat"], directory)
 
     def write_outputs(records: Records, progress_: Progress) -> tuple[dict[str, Any], dict[str, Path]]:
         rounds = progress_.done // len(sizes)  # whole rounds only: every size at the same repeats
@@ -145,11 +131,7 @@ def learning_curve(
             "seconds": round(time.perf_counter() - started, 2),
             "environment": environment(),
         }
-        paths = {name: out / name for name in ("learning_curve.json", "learning_curve.md", "learning_curve.png")}
-        write_json(paths["learning_curve.json"], result)
-        write_text(paths["learning_curve.md"], learning_curve_markdown(result))
-        plot_learning_curve(result["curve"], paths["learning_curve.png"], title=title)
-        return result, paths
+        return result, _write_curve(result, out, title)
 
     experiment = Experiment(
         "learning curve", plan, run_item, write_outputs, unit="fit",
@@ -158,6 +140,33 @@ def learning_curve(
     run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
     echo(f"learning curve: {out}/learning_curve.json, learning_curve.md, learning_curve.png")
     return run
+
+
+def _train_point(
+    builder: Callable[[], Any], split: Split, spec: LearningCurveSpec, size: int, repeat: int, directory: Path
+) -> dict[str, Any]:
+    """Train the point (size, repeat) on its stratified subset and measure it."""
+    seed = point_seed(spec.seed, repeat, size)
+    subset = training_subset(split, size, seed=seed)
+    ensemble, results = train_members(
+        builder, subset, members=spec.members, directory=directory, seed=seed, config=spec.train, progress=False
+    )
+    return {
+        "size": size,
+        "repeat": repeat + 1,
+        "train_accuracy": accuracy(ensemble.predict_proba(subset.x_train), subset.y_train),
+        "test_accuracy": accuracy(ensemble.predict_proba(split.x_test), split.y_test),
+        "epochs": [res.epochs_run for res in results],
+        "seconds": float(sum(res.seconds for res in results)),
+    }
+
+
+def _write_curve(result: dict[str, Any], out: Path, title: str) -> dict[str, Path]:
+    paths = {name: out / name for name in ("learning_curve.json", "learning_curve.md", "learning_curve.png")}
+    write_json(paths["learning_curve.json"], result)
+    write_text(paths["learning_curve.md"], learning_curve_markdown(result))
+    plot_learning_curve(result["curve"], paths["learning_curve.png"], title=title)
+    return paths
 
 
 def _training_sizes(fractions: Sequence[float], train_total: int) -> list[int]:

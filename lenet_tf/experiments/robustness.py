@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -294,13 +295,7 @@ def robustness(
     split = subject.job.split
     x_attack, y_attack, attacked = _attack_set(split, subject.config)
     echo(f"data: {subject.job.data.source}; split {split.sizes()}; attacking the {attacked} ({len(y_attack)} digits)")
-    variants = (["normal"] if subject.loaded is None else []) + (["adversarial"] if spec.adversarial_training else [])
-    plan = [Item(f"{VARIANTS_DIR}/normal/repeat_01", {"variant": "normal", "repeat": 0})] if subject.loaded else []
-    plan += [
-        Item(f"{VARIANTS_DIR}/{v}/repeat_{r + 1:02d}", {"variant": v, "repeat": r})
-        for v in variants
-        for r in range(spec.repeats)
-    ]
+    plan = _plan(spec, loaded=subject.loaded is not None)
     load_run = (lambda: averaged_model(subject.loaded.members)) if subject.loaded is not None else None
 
     def run_item(item: Item, directory: Path) -> dict[str, Any]:
@@ -316,10 +311,6 @@ def robustness(
             seed=repeat_seed(spec.seed, r),
         )  # fmt: skip
 
-    def load_item(item: Item, directory: Path) -> dict[str, Any] | None:
-        record = read_item(item, directory)  # run again when an ε is not measured yet
-        return record if record and all(_epsilon_key(e) in record["accuracy"] for e in epsilons) else None
-
     def on_item(item: Item, record: dict[str, Any], resumed: bool) -> None:
         worst = record["accuracy"][_epsilon_key(epsilons[-1])]
         echo(
@@ -334,12 +325,30 @@ def robustness(
         return result, _write_robustness(result, out, spec, examples, load_run, final=progress_.finished)
 
     experiment = Experiment(
-        "robustness study", plan, run_item, write_outputs, load_item=load_item, on_item=on_item, unit="model",
+        "robustness study", plan, run_item, write_outputs, load_item=partial(_read_attacked, epsilons),
+        on_item=on_item, unit="model",
         postfix=lambda item, record: {"variant": item["variant"], "clean": f"{record['clean_accuracy']:.3f}"},
     )  # fmt: skip
     run = run_experiment(experiment, out, subject.config, force=force, progress=progress, echo=echo)
     echo(f"robustness: {out}/robustness.json, robustness.md, accuracy_vs_epsilon.png, adversarial_examples_*.png")
     return run
+
+
+def _plan(spec: RobustnessSpec, *, loaded: bool) -> list[Item]:
+    """Every (variant, repeat): a loaded run's own model once, else R normal trainings; R adversarial ones."""
+    variants = (["normal"] if not loaded else []) + (["adversarial"] if spec.adversarial_training else [])
+    plan = [Item(f"{VARIANTS_DIR}/normal/repeat_01", {"variant": "normal", "repeat": 0})] if loaded else []
+    return plan + [
+        Item(f"{VARIANTS_DIR}/{v}/repeat_{r + 1:02d}", {"variant": v, "repeat": r})
+        for v in variants
+        for r in range(spec.repeats)
+    ]
+
+
+def _read_attacked(epsilons: Sequence[float], item: Item, directory: Path) -> dict[str, Any] | None:
+    """A finished item attacked at every ε; None (run it again, attacking the saved model) otherwise."""
+    record = read_item(item, directory)
+    return record if record and all(_epsilon_key(e) in record["accuracy"] for e in epsilons) else None
 
 
 def _subject(
