@@ -150,8 +150,11 @@ def open_run(directory: str | Path, config: Mapping[str, Any], *, force: bool = 
         clear_run(directory)
     else:
         _refuse_foreign(directory, written=set())
-    directory.mkdir(parents=True, exist_ok=True)
-    _files_list(directory).touch()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _files_list(directory).touch()
+    except OSError as exc:
+        raise LenetError(f"{directory}: cannot write there ({exc.strerror})") from exc
     write_json(config_path, {**config, **versions()})
     return False
 
