@@ -26,6 +26,9 @@ SCHEMA_VERSION = 2
 SCHEMA_KEY = "schema_version"
 PACKAGE_KEY = "lenet_tf_version"
 FILES_LIST = ".lenet_tf_files"  # one top-level entry a line: what --force may delete
+_DELETE_IT_YOURSELF = (
+    "delete that run yourself (it does not record which files it wrote, so --force cannot tell them from yours)"
+)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -144,9 +147,8 @@ def open_run(directory: str | Path, config: Mapping[str, Any], *, force: bool = 
             remove_partial_files(directory)
             return True
         if not force:
-            raise LenetError(
-                f"{directory} holds a run with {problem}; use another --out, or --force to discard that run"
-            )
+            way_out = "--force to discard that run" if _files_list(directory).is_file() else _DELETE_IT_YOURSELF
+            raise LenetError(f"{directory} holds a run with {problem}; use another --out, or {way_out}")
         clear_run(directory)
     else:
         _refuse_foreign(directory, written=set())
@@ -199,10 +201,7 @@ def clear_run(directory: str | Path) -> None:
     directory = Path(directory)
     listing = _files_list(directory)
     if not listing.is_file():
-        raise LenetError(
-            f"{directory}: its run does not record which files it wrote (an older lenet_tf), so --force"
-            " cannot tell them from yours; delete what you do not need there yourself, or use another --out"
-        )
+        raise LenetError(f"{directory} holds a run of an older lenet_tf; use another --out, or {_DELETE_IT_YOURSELF}")
     written = set(listing.read_text(encoding="utf-8").split("\n")) - {""}
     _refuse_foreign(directory, written)
     for name in sorted(written):

@@ -83,8 +83,9 @@ def test_force_on_a_pre_schema_run_deletes_nothing(tmp_path: Path) -> None:
     run = tmp_path / "run"
     write_json(run / "config.json", MAIN_CONFIG)
     (run / "train.csv").write_text("label\n")
-    with pytest.raises(LenetError, match=r"does not record which files it wrote \(an older lenet_tf\)"):
-        open_run(run, MAIN_CONFIG, force=True)
+    for force in (False, True):  # neither offers --force as the way out: it would refuse
+        with pytest.raises(LenetError, match=r"use another --out, or delete that run yourself \(it does not record"):
+            open_run(run, MAIN_CONFIG, force=force)
     assert (run / "train.csv").exists() and read_json(run / "config.json") == MAIN_CONFIG
 
 

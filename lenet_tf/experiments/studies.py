@@ -405,6 +405,8 @@ def study_markdown(result: dict[str, Any]) -> str:
         f" {config['train']['batch_size']} unless set. {repeats} repeat(s) per configuration; mean ± sample std"
         " (ddof=1), 95 % CI (Student t) of the test accuracy.\n\n",
     ]
+    if result.get("trainings_finished", 0) < result.get("trainings_planned", 0):
+        lines.append(Progress(result["trainings_finished"], result["trainings_planned"]).note("trainings") + ".\n\n")
     rows = []
     for label, s in summary.items():
         test = s["test_accuracy"]
