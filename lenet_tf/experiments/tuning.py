@@ -8,8 +8,8 @@ accuracy. Bayesian optimization by default (200 trials); Hyperband and random se
 Every trial starts from the same seed, so trials differ by their hyperparameters only.
 
 A search is resumable: keras-tuner keeps its state in ``<out>/search`` and a rerun continues it
-(an interrupted trial is run again); ``overwrite=True`` starts afresh. Rerunning with a larger
-``max_trials`` extends a finished search.
+(an interrupted trial is run again); ``overwrite=True`` starts afresh, deleting what the earlier
+search wrote there and nothing else. Rerunning with a larger ``max_trials`` extends a finished search.
 
 Distributed: keras-tuner's chief/worker mode, driven by ``KERASTUNER_TUNER_ID``,
 ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` (set them before keras-tuner is imported;
