@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .data import Split
 from .errors import LenetError
 from .rundir import CONFIG_FILE, read_json, save_model, write_json
+from .seeds import member_seed
 from .training import FitResult, TrainConfig, predict_proba, refit, train
 
 # `make ensemble` / `lenet-tf ensemble --recipe flagship`: what careful training makes of small
@@ -60,11 +61,6 @@ REFIT_DIR = "refit"  # members retrained on all labeled data
 def member_stem(index: int) -> str:
     """File stem of member ``index`` (0-based): ``member_01`` for the first."""
     return f"member_{index + 1:02d}"
-
-
-def member_seed(base_seed: int, index: int) -> int:
-    """Seed of member ``index``: distinct per member, fixed by the run's seed."""
-    return int(base_seed) * 1000 + index
 
 
 class Ensemble:

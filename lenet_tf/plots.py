@@ -340,8 +340,9 @@ def plot_baseline_grids(
     timings: Sequence[tuple[str, float, float]],
     path: str | Path,
     title: str,
+    measure: str = "test accuracy",
 ) -> Path:
-    """Heat maps of test accuracy over each baseline's grid, and accuracy against fit + predict time.
+    """Heat maps of ``measure`` over each baseline's grid, and accuracy against fit + predict time.
 
     ``grids[i]`` holds ``name``, ``row_name``, ``rows``, ``column_name``, ``columns`` and ``values``
     (rows × columns test accuracy, None where a cell was not run); ``timings`` are
@@ -362,7 +363,7 @@ def plot_baseline_grids(
         ax.set_yticklabels([str(r) for r in grid["rows"]])
         ax.set_xlabel(grid["column_name"])
         ax.set_ylabel(grid["row_name"])
-        ax.set_title(f"{grid['name']}: test accuracy")
+        ax.set_title(f"{grid['name']}: {measure}")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax = axes[0][-1]
     for family in dict.fromkeys(t[0] for t in timings):
@@ -372,7 +373,7 @@ def plot_baseline_grids(
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("fit + predict seconds (log scale)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(measure)
     ax.set_title("Accuracy against cost")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best")

@@ -20,6 +20,15 @@ from typing import Any
 from .errors import LenetError
 
 CONFIG_FILE = "config.json"
+# Schema of config.json and of what a run directory holds. 2: every seed derived by
+# lenet_tf.seeds (derivation 2), versions recorded, the files a run wrote listed in FILES_LIST.
+SCHEMA_VERSION = 2
+SCHEMA_KEY = "schema_version"
+PACKAGE_KEY = "lenet_tf_version"
+FILES_LIST = ".lenet_tf_files"  # one top-level entry a line: what --force may delete
+_DELETE_IT_YOURSELF = (
+    "delete that run yourself (it does not record which files it wrote, so --force cannot tell them from yours)"
+)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -40,6 +49,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    record_written(path)
     return path
 
 
@@ -120,29 +130,127 @@ def _cpu_model() -> str:
 def open_run(directory: str | Path, config: Mapping[str, Any], *, force: bool = False) -> bool:
     """Create or reopen a run directory for ``config``.
 
-    Returns True when it resumes an earlier run of the same configuration. A directory holding
-    a different configuration is refused (nothing is mixed or lost) unless ``force``, which
-    clears it first.
+    Returns True when it resumes an earlier run of the same configuration and schema. A directory
+    holding a different configuration, or a run recorded by another schema (:data:`SCHEMA_VERSION`),
+    is refused (nothing is mixed or lost) unless ``force``, which deletes what that run wrote, and
+    only that. A directory that holds anything a run did not write is refused, ``force`` or not.
     """
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
     config = json.loads(json.dumps(config, default=_json_default))  # normalise tuples, numpy
+    if directory.exists() and not directory.is_dir():
+        raise LenetError(f"{directory}: exists and is not a directory")
     if config_path.is_file():
         previous = read_json(config_path)
-        if previous == config:
+        problem = _resume_problem(previous, config)
+        if problem is None:
             remove_partial_files(directory)
             return True
         if not force:
-            key = _first_difference(previous, config)
-            raise LenetError(
-                f"{directory} holds a run with a different configuration ({key}); use another"
-                " --out, or --force to discard that run"
-            )
-        shutil.rmtree(directory)
-    elif directory.exists() and not directory.is_dir():
-        raise LenetError(f"{directory}: exists and is not a directory")
-    write_json(config_path, config)
+            way_out = "--force to discard that run" if _files_list(directory).is_file() else _DELETE_IT_YOURSELF
+            raise LenetError(f"{directory} holds a run with {problem}; use another --out, or {way_out}")
+        clear_run(directory)
+    else:
+        _refuse_foreign(directory, written=set())
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _files_list(directory).touch()
+    except OSError as exc:
+        raise LenetError(f"{directory}: cannot write there ({exc.strerror})") from exc
+    write_json(config_path, {**config, **versions()})
     return False
+
+
+def versions() -> dict[str, Any]:
+    """What config.json records besides the configuration: the schema and package versions."""
+    from . import __version__
+
+    return {SCHEMA_KEY: SCHEMA_VERSION, PACKAGE_KEY: __version__}
+
+
+def _without_versions(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in (SCHEMA_KEY, PACKAGE_KEY)}
+
+
+def _resume_problem(previous: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    """Why the run recorded as ``previous`` cannot be resumed for ``config`` (None: it can)."""
+    schema, recorded = _schema_problem(previous), _without_versions(previous)
+    if recorded == config:
+        return schema
+    difference = f"a different configuration ({_first_difference(recorded, config)})"
+    return difference + (f" and {schema}" if schema else "")
+
+
+def _schema_problem(previous: Mapping[str, Any]) -> str | None:
+    """Why a recorded run cannot be resumed by this schema (None: it can). Schema 1 (no version
+    recorded) derived seeds by another rule, so its trainings differ from this version's."""
+    recorded = previous.get(SCHEMA_KEY)
+    if recorded == SCHEMA_VERSION:
+        return None
+    which = "no schema version (schema 1, older seed derivation)" if recorded is None else f"schema {recorded!r}"
+    by = f", lenet_tf {previous[PACKAGE_KEY]}" if PACKAGE_KEY in previous else ""
+    return f"{which}{by} where this lenet_tf writes schema {SCHEMA_VERSION}"
+
+
+def clear_run(directory: str | Path) -> None:
+    """Delete what the run in ``directory`` wrote (its recorded files), and nothing else.
+
+    Refused when the directory holds anything the run did not write (a user's data or notes) or
+    when the run did not record its files (written by a lenet_tf older than schema 2).
+    """
+    directory = Path(directory)
+    listing = _files_list(directory)
+    if not listing.is_file():
+        raise LenetError(f"{directory} holds a run of an older lenet_tf; use another --out, or {_DELETE_IT_YOURSELF}")
+    written = set(listing.read_text(encoding="utf-8").split("\n")) - {""}
+    _refuse_foreign(directory, written)
+    for name in sorted(written):
+        path = directory / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    remove_partial_files(directory)
+    listing.write_text("", encoding="utf-8")
+
+
+def _refuse_foreign(directory: Path, written: set[str]) -> None:
+    """Refuse a run directory holding entries no run wrote (they would be mixed in, or deleted)."""
+    if not directory.is_dir():
+        return
+    foreign = sorted(
+        p.name for p in directory.iterdir()
+        if p.name not in written and p.name != FILES_LIST and not _is_partial(p)
+    )  # fmt: skip
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise LenetError(
+            f"{directory} holds {foreign[0]}{more}, which no lenet_tf run wrote; a run directory holds only a"
+            " run's own files: use an empty or new --out"
+        )
+
+
+def record_written(path: str | Path) -> None:
+    """Note ``path`` (its top-level entry) in the files list of the run directory holding it, so
+    ``--force`` can delete it later. :func:`atomic_write` calls it for every file; call it for
+    what other libraries write (keras-tuner's project)."""
+    path = Path(path).absolute()
+    for parent in path.parents:
+        listing = parent / FILES_LIST
+        if listing.is_file():
+            name = path.relative_to(parent).parts[0]
+            if name not in listing.read_text(encoding="utf-8").split("\n"):
+                with listing.open("a", encoding="utf-8") as handle:
+                    handle.write(name + "\n")
+            return
+
+
+def _files_list(directory: Path) -> Path:
+    return directory / FILES_LIST
+
+
+def _is_partial(path: Path) -> bool:
+    return path.name.startswith(".") and ".partial" in path.name
 
 
 def remove_partial_files(directory: str | Path) -> list[Path]:

@@ -11,7 +11,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from lenet_tf.cli import main
 from lenet_tf.data import split_data
 from lenet_tf.errors import LenetError
-from lenet_tf.experiments.baselines import BaselineSpec, Cell, baselines, features
+from lenet_tf.experiments.baselines import BaselineSpec, Cell, baselines, baselines_markdown, features
 
 SMALL = BaselineSpec(knn_k=(3,), knn_pca=(5, 784), rf_trees=(5,), rf_depth=(4, None), repeats=2, n_jobs=1)
 
@@ -45,9 +45,10 @@ def test_baselines_grid_figures_are_consistent_and_resume(tiny, tmp_path: Path) 
         assert fit["fit_seconds"] > 0 and fit["predict_seconds"] > 0 and fit["test_images"] == 120
 
     markdown = (out / "baselines.md").read_text()
-    assert f"| 3 | {cells['knn_k3_pca5']['summary']['test_accuracy']['mean']:.4f} |" in markdown
+    assert f"| 3 | {cells['knn_k3_pca5']['summary']['val_accuracy']['mean']:.4f} |" in markdown
     assert "| trees \\ max depth (None = unlimited) | 4 | None |" in markdown
-    assert f"{np.mean(tests):.4f} ± {np.std(tests, ddof=1):.4f}" in markdown
+    vals = [f["val_accuracy"] for f in forest["fits"]]
+    assert f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}" in markdown
     assert (out / "baselines.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "baselines.json").read_text())["grids"]["rf_depth"] == [4, None]
 
@@ -125,3 +126,25 @@ def test_baselines_command_line(kaggle_dir: Path, tmp_path: Path, capsys) -> Non
         assert excinfo.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def _cell(key: str, val: float, test: float) -> dict:
+    figures = {"n": 1, "mean": 0.0, "std": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    summary = {name: dict(figures) for name in ("fit_seconds", "predict_seconds")}
+    summary["val_accuracy"] = figures | {"mean": val}
+    summary["test_accuracy"] = figures | {"mean": test, "ci_low": test, "ci_high": test}
+    summary["roc_auc"] = {"n": 1, "mean": [0.99] * 10, "std": [0.0] * 10}
+    return {"cell": key, "family": "rf", "label": key, "params": {}, "summary": summary, "fits": []}
+
+
+def test_best_cell_is_chosen_on_validation_and_its_test_reported_once() -> None:
+    # Issue 18 item 8: the best cell was the one of highest TEST accuracy (chosen on the held-out digits).
+    result = {
+        "config": {"split_sizes": {}}, "data_source": "d", "repeats_requested": 1,
+        "grids": {"knn_k": [], "knn_pca": [], "rf_trees": [], "rf_depth": []},
+        "cells": [_cell("rf_a", val=0.95, test=0.91), _cell("rf_b", val=0.90, test=0.97)],
+    }  # fmt: skip
+    markdown = baselines_markdown(result)
+    best = markdown.split("## Best of each family, chosen on validation")[1]
+    assert "| rf_a | 0.9500 | 0.9100 |" in best and "rf_b" not in best
+    assert "0.9700" not in markdown and markdown.count("0.9100") == 1  # test: once, for the chosen cell

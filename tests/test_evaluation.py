@@ -299,3 +299,17 @@ def test_compare_sets_the_repeats_averaged_beside_the_reference_ensemble() -> No
     row = next(line for line in text.splitlines() if "models of the repeats averaged" in line)
     assert "0.9861" in row and "0.985 ± 0.001" in row  # the reference's ensemble of 10 optimized
     assert "| optimized | 2 | 0.975 ± 0.007 | 0.975 ± 0.005 |" in text
+
+
+def test_large_seeds_train_instead_of_overflowing(tiny, tmp_path: Path) -> None:
+    # Issue 16 defect 1: `evaluate --seed 5000` and `learning-curve --seed 1` ended in NumPy's
+    # "Seed must be between 0 and 2**32 - 1" (derived seeds were multiplied by 1000 and 100,000).
+    spec = EvaluationSpec(model="classic", repeats=1, seed=5000, train=TrainConfig(epochs=1))
+    result = evaluate(spec, tmp_path / "eval", data=tiny, progress=False, echo=lambda _: None)
+    assert result.summary["test_accuracy"]["n"] == 1 and len(result.items) == 1
+    curve = LearningCurveSpec(model="classic", fractions=(0.1,), repeats=1, seed=1, train=TrainConfig(epochs=1))
+    result = learning_curve(curve, tmp_path / "curve", data=tiny, progress=False, echo=lambda _: None)
+    assert result["curve"]["counts"] == [1]
+    with pytest.raises(LenetError, match=r"^seed must be an integer in \[0, 4294967295\], got 4294967296$"):
+        evaluate(replace(spec, seed=2**32), tmp_path / "big", data=tiny, progress=False, echo=lambda _: None)
+    assert not (tmp_path / "big").exists()  # refused before anything was written

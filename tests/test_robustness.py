@@ -157,6 +157,20 @@ def test_robustness_attacks_a_finished_ensemble_run(tiny, tmp_path: Path) -> Non
         robustness(RobustnessSpec(run=str(run)), tmp_path / "y", data=other, echo=lambda _: None)
 
 
+def test_attacked_digits_of_a_final_weights_run_are_described_truly(tiny, tmp_path: Path) -> None:
+    # Issue 18 item 10: a final-weights run's validation digits were "used for early stopping only".
+    run = tmp_path / "run"
+    train = TrainConfig(epochs=1, patience=1, restore_best=False)
+    run_training(JobSpec(model="mlp", train=train), run, data=tiny, progress=False, echo=lambda _: None)
+    attack = RobustnessSpec(run=str(run), adversarial_training=False, epsilons=(0.0, 0.2), examples=2)
+    result = robustness(attack, tmp_path / "rob", data=tiny, progress=False, echo=lambda _: None)
+    described = "validation part (not trained on; monitored during the run's training, which kept its last epoch's"
+    assert result["attacked"]["set"].startswith(described)
+    markdown = (tmp_path / "rob" / "robustness.md").read_text()
+    assert "early stopping only" not in markdown and "Adversarial training" not in markdown
+    assert "The normal model is the loaded run's." in markdown
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -187,6 +201,8 @@ def test_robustness_command_line(kaggle_dir: Path, tmp_path: Path, capsys) -> No
             "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     assert set(json.loads((out / "robustness.json").read_text())["summary"]) == {"normal"}
+    # Issue 18 item 10: the report described adversarial training that did not run.
+    assert "Adversarial training" not in (out / "robustness.md").read_text()
     capsys.readouterr()
     assert main(["robustness", "--data", str(kaggle_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -17,6 +17,7 @@ from lenet_tf.experiments.studies import (
     study,
     study_configurations,
 )
+from lenet_tf.seeds import repeat_seed
 from lenet_tf.training import TrainConfig
 
 
@@ -66,10 +67,20 @@ def test_study_table_plots_gradients_and_resume(tiny, tmp_path: Path) -> None:
     configs = (*study_configurations("activation", ["relu"]), *study_configurations("batch_size", ["batch_128"]))
     spec = StudySpec(name="mixed", repeats=2, configurations=configs, train=TrainConfig(epochs=1, patience=1))
     out = tmp_path / "study"
-    result = study(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    partial: list[str] = []
+
+    def snapshot(message: str) -> None:  # the study's outputs are rewritten before every training
+        if message.startswith("relu:"):
+            partial.append((out / "study.md").read_text())
+
+    result = study(spec, out, data=tiny, progress=False, echo=snapshot)
+    assert "**1 of 4 trainings finished so far**; rerun the same command to continue" in partial[0]
+    assert "so far" not in (out / "study.md").read_text()
     assert list(result["runs"]) == ["relu", "batch_128"]
     relu = result["runs"]["relu"]
-    assert [r["seed"] for r in relu] == [0, 1] and relu[0]["test_accuracy"] != relu[1]["test_accuracy"]
+    assert [r["seed"] for r in relu] == [repeat_seed(0, 0), repeat_seed(0, 1)] and relu[0]["test_accuracy"] != relu[1][
+        "test_accuracy"
+    ]
     assert [r["batch_size"] for r in result["runs"]["batch_128"]] == [128, 128]
     summary = result["summary"]["relu"]
     tests = [r["test_accuracy"] for r in relu]

@@ -92,6 +92,17 @@ def test_search_writes_outputs_and_resumes_without_redoing_trials(tiny: DigitDat
     assert best["val_accuracy"] == pytest.approx(table["val_accuracy"].max())
     epochs = pd.read_csv(out / "trial_epochs.csv", dtype={"trial_id": str})
     assert sorted(epochs["trial_id"]) == sorted(table["trial_id"]) and set(epochs["epoch"]) == {1}
+    # Issue 18 item 11: one numbering everywhere. summary.md and stdout said "Best: trial 1" (keras-tuner's
+    # 0-based id) where optimization_history.png, which plots trials.csv's `trial` column, had it at 2.
+    number = int(table.loc[table["val_accuracy"].idxmax(), "trial"])
+    assert best["trial"] == number and f"Best: trial {number} (" in (out / "summary.md").read_text()
+    assert any(f"(trial {number}) of 3 completed" in line for line in lines), lines
+
+    # Issue 18 item 1: --overwrite (the --force of tune) deleted the whole directory, a user's notes too.
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(LenetError, match=r"holds notes.txt, which no lenet_tf run wrote"):
+        tune(TuneSpec(max_trials=3, **TINY_SEARCH), out, data=tiny, overwrite=True, progress=False, echo=lines.append)
+    assert (out / "notes.txt").exists() and (out / "best_hparams.json").exists() and (out / "search").is_dir()
 
 
 def test_time_budget_stops_starting_trials(tiny: DigitData, tmp_path: Path) -> None:
@@ -104,6 +115,10 @@ def test_time_budget_stops_starting_trials(tiny: DigitData, tmp_path: Path) -> N
     started = sum(": trial " in line for line in lines)
     assert 1 <= started < 6, lines
     assert summary["trials"]["completed"] == started
+    # Issue 18 item 11: a search stopped by its time budget reported "stopped": null and no way on.
+    assert summary["stopped"] == "the time budget of 0.05 minute(s) ran out." and summary["resumable"]
+    assert "ran out. Rerun the same command to continue it." in (out / "summary.md").read_text()
+    assert any("rerun the same command to continue it" in line for line in lines), lines
     # Rerun without a budget: the search resumes and completes its 6 trials.
     lines.clear()
     summary = tune(TuneSpec(max_trials=6, **TINY_SEARCH), out, data=tiny, progress=False, echo=lines.append)

@@ -4,7 +4,7 @@ random forests (scikit-learn Pipelines on the 784 pixels scaled to [0, 1]).
 The split is the evaluation protocol's (60/20/20, via :func:`lenet_tf.pipeline.prepare_job`), so
 the figures sit beside ``lenet-tf evaluate``'s: validation and test accuracy, per-class
 one-vs-rest ROC AUC (from ``predict_proba``), the row-normalised confusion matrix and the
-classification report on the held-out test part (:func:`lenet_tf.experiments.evaluation.heldout_metrics`), plus
+classification report on the held-out test part (:func:`lenet_tf.metrics.heldout_metrics`), plus
 fit and predict times. Each grid cell is fitted once per repeat; kNN with PCA is deterministic
 (one fit per cell), a random forest gets a new seed every repeat.
 
@@ -33,16 +33,17 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
-from tqdm.auto import tqdm
 
 from ..data import N_CLASSES, N_PIXELS, DigitData
 from ..errors import LenetError
+from ..metrics import heldout_metrics
 from ..pipeline import prepare_job
 from ..plots import plot_baseline_grids
-from ..rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from ..rundir import environment, markdown_table, write_json, write_text
+from ..seeds import repeat_seed
 from ..stats import ci_text, pm, pm_at, summarize
 from ..training import accuracy
-from .evaluation import heldout_metrics, repeat_seed
+from .runner import Experiment, ExperimentResult, Item, Progress, Records, run_experiment
 
 KNN_K = (3, 10, 50, 100)
 KNN_PCA = (5, 25, 50, 100, N_PIXELS)  # 784 = every pixel, no PCA
@@ -154,7 +155,7 @@ def fit_cell(
     n_jobs: int | None,
 ) -> dict[str, Any]:
     """Fit one cell's pipeline and measure it: validation accuracy, the test figures of
-    :func:`lenet_tf.experiments.evaluation.heldout_metrics`, fit and (test) predict seconds."""
+    :func:`lenet_tf.metrics.heldout_metrics`, fit and (test) predict seconds."""
     model = cell.pipeline(seed, n_jobs)
     started = time.perf_counter()
     model.fit(x_train, y_train)
@@ -193,83 +194,101 @@ def baselines(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> ExperimentResult:
     """Fit (or resume) every grid cell into ``out`` and return the results (baselines.json)."""
     spec.validate()
-    out = Path(out)
     started = time.perf_counter()
     job = prepare_job(
         "standard", None, protocol="evaluation", split_seed=spec.split_seed, max_train=spec.max_train,
         data=data, source=source, echo=echo,
     )  # fmt: skip
     split = job.split
-    n_train = len(split.y_train)
+    _check_grids(spec, len(split.y_train))
+    echo(f"data: {job.data.source}; split {split.sizes()}")
+    config = job.config(kind="baselines", model={"name": "baselines"}, seed=spec.seed)
+    x_train, x_val, x_test = features(split.x_train), features(split.x_val), features(split.x_test)
+    cells = {cell.key: cell for cell in spec.cells()}
+    plan = [
+        Item(f"{CELLS_DIR}/{cell.key}/repeat_{r + 1:02d}", {"cell": cell.key, "repeat": r})
+        for cell in cells.values()
+        for r in range(1 if cell.deterministic else spec.repeats)
+    ]
+
+    def run_item(item: Item, directory: Path) -> dict[str, Any]:
+        cell = cells[item["cell"]]
+        seed = spec.seed if cell.deterministic else repeat_seed(spec.seed, item["repeat"])
+        fitted = fit_cell(
+            cell, x_train, split.y_train, x_val, split.y_val, x_test, split.y_test, seed=seed, n_jobs=spec.n_jobs
+        )
+        return fitted | {"repeat": item["repeat"] + 1}
+
+    def write_outputs(records: Records, progress_: Progress) -> tuple[dict[str, Any], dict[str, Path]]:
+        fits: dict[str, list[dict[str, Any]]] = {}
+        for item, record in records:
+            fits.setdefault(item["cell"], []).append(record)
+        result = {
+            "config": config,
+            "grids": {"knn_k": list(spec.knn_k), "knn_pca": list(spec.knn_pca), "rf_trees": list(spec.rf_trees),
+                      "rf_depth": list(spec.rf_depth)},
+            "repeats_requested": spec.repeats,
+            "fits_finished": progress_.done,
+            "fits_planned": progress_.total,
+            "data_source": job.data.source,
+            "cells": [_cell_result(cells[key], items) for key, items in fits.items()],
+            "seconds": round(time.perf_counter() - started, 2),
+            "environment": environment(),
+        }  # fmt: skip
+        return result, _write_baselines(result, out, split.sizes())
+
+    experiment = Experiment(
+        "baselines", plan, run_item, write_outputs, unit="fit",
+        postfix=lambda item, record: {"cell": item["cell"], "val": f"{record['val_accuracy']:.4f}"},
+    )  # fmt: skip
+    run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    _echo_best(run.report["cells"], echo)
+    echo(f"baselines: {out}/baselines.json, baselines.md, baselines.png")
+    return run
+
+
+def _echo_best(cells: Sequence[dict[str, Any]], echo: Callable[[str], None]) -> None:
+    for family in FAMILIES:
+        best = _best(cells, family)
+        if best is not None:
+            echo(
+                f"best {FAMILIES[family]} on validation: {best['label']}, validation accuracy"
+                f" {pm(best['summary']['val_accuracy'], 4)}, test accuracy {pm(best['summary']['test_accuracy'], 4)}"
+            )
+
+
+def _check_grids(spec: BaselineSpec, n_train: int) -> None:
     too_many = [k for k in spec.knn_k if k > n_train]
     if too_many:
         raise LenetError(f"--knn-k {too_many[0]} exceeds the {n_train} training images")
     too_wide = [d for d in spec.knn_pca if d != N_PIXELS and d > n_train]
     if too_wide:
         raise LenetError(f"--knn-pca {too_wide[0]} exceeds the {n_train} training images (PCA needs ≤ that)")
-    echo(f"data: {job.data.source}; split {split.sizes()}")
-    config = job.config(kind="baselines", model={"name": "baselines"}, seed=spec.seed)
-    if open_run(out, config, force=force):
-        echo(f"resuming the baselines in {out}: finished cells are read back, not fitted again")
 
-    x_train, x_val, x_test = features(split.x_train), features(split.x_val), features(split.x_test)
-    cells = spec.cells()
-    plan = [(cell, r) for cell in cells for r in range(1 if cell.deterministic else spec.repeats)]
-    fits: dict[str, list[dict[str, Any]]] = {}
-    bar = tqdm(plan, desc="baselines", unit="fit", disable=not progress)
-    for cell, r in bar:
-        path = out / CELLS_DIR / cell.key / f"repeat_{r + 1:02d}" / "metrics.json"
-        if path.is_file():
-            item = read_json(path)
-        else:
-            seed = spec.seed if cell.deterministic else repeat_seed(spec.seed, r)
-            item = fit_cell(
-                cell, x_train, split.y_train, x_val, split.y_val, x_test, split.y_test, seed=seed, n_jobs=spec.n_jobs
-            )
-            item["repeat"] = r + 1
-            write_json(path, item)
-        fits.setdefault(cell.key, []).append(item)
-        bar.set_postfix(cell=cell.key, test=f"{item['test_accuracy']:.4f}")
-    bar.close()
 
-    results = [
-        {"cell": cell.key, "family": cell.family, "label": cell.label(), "params": cell.params(),
-         "summary": summarize_cell(fits[cell.key]), "fits": fits[cell.key]}
-        for cell in cells
-    ]  # fmt: skip
-    result = {
-        "config": config,
-        "grids": {"knn_k": list(spec.knn_k), "knn_pca": list(spec.knn_pca), "rf_trees": list(spec.rf_trees),
-                  "rf_depth": list(spec.rf_depth)},
-        "repeats_requested": spec.repeats,
-        "data_source": job.data.source,
-        "cells": results,
-        "seconds": round(time.perf_counter() - started, 2),
-        "environment": environment(),
-    }  # fmt: skip
-    write_json(out / "baselines.json", result)
-    write_text(out / "baselines.md", baselines_markdown(result))
+def _cell_result(cell: Cell, fits: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"cell": cell.key, "family": cell.family, "label": cell.label(), "params": cell.params(),
+            "summary": summarize_cell(fits), "fits": fits}  # fmt: skip
+
+
+def _write_baselines(result: dict[str, Any], out: str | Path, sizes: dict[str, int]) -> dict[str, Path]:
+    """baselines.json, baselines.md and baselines.png of ``result``."""
+    out = Path(out)
+    paths = {"json": out / "baselines.json", "markdown": out / "baselines.md", "figure": out / "baselines.png"}
+    write_json(paths["json"], result)
+    write_text(paths["markdown"], baselines_markdown(result))
     grids = [g for g in _grids(result) if g["rows"] and g["columns"]]
     timings = [
         (FAMILIES[c["family"]], c["summary"]["fit_seconds"]["mean"] + c["summary"]["predict_seconds"]["mean"],
-         c["summary"]["test_accuracy"]["mean"])
-        for c in results
+         c["summary"]["val_accuracy"]["mean"])
+        for c in result["cells"]
     ]  # fmt: skip
-    plot_baseline_grids(
-        grids,
-        timings,
-        out / "baselines.png",
-        title="Baselines, evaluation split: " + " / ".join(f"{n:,} {part}" for part, n in split.sizes().items()),
-    )
-    for family in FAMILIES:
-        best = _best(results, family)
-        if best is not None:
-            echo(f"best {FAMILIES[family]}: {best['label']}, test accuracy {pm(best['summary']['test_accuracy'], 4)}")
-    echo(f"baselines: {out}/baselines.json, baselines.md, baselines.png")
-    return result
+    title = "Baselines, evaluation split: " + " / ".join(f"{n:,} {part}" for part, n in sizes.items())
+    plot_baseline_grids(grids, timings, paths["figure"], title=title, measure="validation accuracy")
+    return paths
 
 
 def summarize_cell(fits: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -279,13 +298,15 @@ def summarize_cell(fits: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _best(results: Sequence[dict[str, Any]], family: str) -> dict[str, Any] | None:
+    """The family's cell of highest mean validation accuracy: chosen without the test digits,
+    which then measure the chosen cell once."""
     cells = [c for c in results if c["family"] == family]
-    return max(cells, key=lambda c: c["summary"]["test_accuracy"]["mean"]) if cells else None
+    return max(cells, key=lambda c: c["summary"]["val_accuracy"]["mean"]) if cells else None
 
 
 def _grids(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Both grids as rows × columns of mean test accuracy (None where a cell was not run)."""
-    by_key = {c["cell"]: c["summary"]["test_accuracy"]["mean"] for c in result["cells"]}
+    """Both grids as rows × columns of mean validation accuracy (None where a cell was not run)."""
+    by_key = {c["cell"]: c["summary"]["val_accuracy"]["mean"] for c in result["cells"]}
     grids = result["grids"]
     knn = [[by_key.get(Cell("knn", k, d).key) for d in grids["knn_pca"]] for k in grids["knn_k"]]
     rf = [[by_key.get(Cell("rf", t, d).key) for d in grids["rf_depth"]] for t in grids["rf_trees"]]
@@ -298,14 +319,19 @@ def _grids(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def baselines_markdown(result: dict[str, Any]) -> str:
-    """Markdown of a baselines.json: both grids, every cell with mean ± std and timings, the best."""
+    """Markdown of a baselines.json: both grids and every cell on validation, then the cell of each
+    family chosen on validation with its test figures (the only test figures reported)."""
     config = result["config"]
+    planned, finished = result.get("fits_planned"), result.get("fits_finished")
+    unfinished = "" if planned is None else Progress(finished, planned).note("fits")
     lines = [
         "# Baselines: kNN on PCA features and random forests\n\n",
+        (unfinished + ".\n\n") if unfinished else "",
         f"Data: {result['data_source']}; evaluation split {config['split_sizes']} (the LeNets' evaluation"
-        " split); pixels scaled to [0, 1]. Test accuracy on the held-out part; kNN is deterministic (one fit"
-        f" per cell), random forests are fitted {result['repeats_requested']} time(s) with new seeds; mean ±"
-        " sample std (ddof=1). Times are wall seconds (fit on the train part, predict_proba on the test part).\n",
+        " split); pixels scaled to [0, 1]. kNN is deterministic (one fit per cell), random forests are fitted"
+        f" {result['repeats_requested']} time(s) with new seeds; mean ± sample std (ddof=1). Each family's cell is"
+        " chosen on the validation part; the held-out test part measures only the chosen cells. Times are wall"
+        " seconds (fit on the train part, predict_proba on the test part).\n",
     ]
     for grid in _grids(result):
         if not grid["rows"] or not grid["columns"]:
@@ -315,30 +341,32 @@ def baselines_markdown(result: dict[str, Any]) -> str:
             [r, *("-" if v is None else f"{v:.4f}" for v in values)]
             for r, values in zip(grid["rows"], grid["values"], strict=True)
         ]
-        lines.append(f"\n## {grid['name']}: test accuracy\n\n" + markdown_table(headers, rows))
-    rows = []
-    for c in result["cells"]:
-        s = c["summary"]
-        test = s["test_accuracy"]
-        rows.append(
-            [c["label"], pm(s["val_accuracy"], 4), pm(test, 4), ci_text(test),
-             f"{np.mean(s['roc_auc']['mean']):.4f}", f"{s['fit_seconds']['mean']:.2f}",
-             f"{s['predict_seconds']['mean']:.2f}", test["n"]]
-        )  # fmt: skip
-    headers = ["model", "val", "test", "test 95 % CI", "mean ROC AUC", "fit s", "predict s", "fits"]
-    lines.append("\n## Every cell (mean ± std over fits)\n\n" + markdown_table(headers, rows))
+        lines.append(f"\n## {grid['name']}: validation accuracy\n\n" + markdown_table(headers, rows))
+    rows = [
+        [c["label"], pm(c["summary"]["val_accuracy"], 4), f"{c['summary']['fit_seconds']['mean']:.2f}",
+         f"{c['summary']['predict_seconds']['mean']:.2f}", c["summary"]["val_accuracy"]["n"]]
+        for c in result["cells"]
+    ]  # fmt: skip
+    headers = ["model", "val", "fit s", "predict s", "fits"]
+    lines.append("\n## Every cell (validation, mean ± std over fits)\n\n" + markdown_table(headers, rows))
     best = [b for b in (_best(result["cells"], family) for family in FAMILIES) if b is not None]
     if best:
-        lines.append("\n## Best of each family\n\n")
-        lines.append(
-            markdown_table(
-                ["model", "test accuracy", "fit s", "predict s"],
-                [[b["label"], pm(b["summary"]["test_accuracy"], 4), f"{b['summary']['fit_seconds']['mean']:.2f}",
-                  f"{b['summary']['predict_seconds']['mean']:.2f}"] for b in best],
-            )
-        )  # fmt: skip
-        auc_rows = [[d, *(pm_at(b["summary"]["roc_auc"], d) for b in best)] for d in range(N_CLASSES)]
-        lines.append(
-            "\n### ROC AUC (one vs rest, test)\n\n" + markdown_table(["digit", *(b["label"] for b in best)], auc_rows)
-        )
+        lines.append(_best_markdown(best))
     return "".join(lines)
+
+
+def _best_markdown(best: Sequence[dict[str, Any]]) -> str:
+    rows = [
+        [b["label"], pm(b["summary"]["val_accuracy"], 4), pm(b["summary"]["test_accuracy"], 4),
+         ci_text(b["summary"]["test_accuracy"]), f"{np.mean(b['summary']['roc_auc']['mean']):.4f}",
+         f"{b['summary']['fit_seconds']['mean']:.2f}", f"{b['summary']['predict_seconds']['mean']:.2f}"]
+        for b in best
+    ]  # fmt: skip
+    headers = ["model (chosen on val)", "val", "test", "test 95 % CI", "mean ROC AUC", "fit s", "predict s"]
+    auc_rows = [[d, *(pm_at(b["summary"]["roc_auc"], d) for b in best)] for d in range(N_CLASSES)]
+    return (
+        "\n## Best of each family, chosen on validation: its test figures\n\n"
+        + markdown_table(headers, rows)
+        + "\n### ROC AUC (one vs rest, test)\n\n"
+        + markdown_table(["digit", *(b["label"] for b in best)], auc_rows)
+    )

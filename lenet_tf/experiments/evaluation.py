@@ -25,20 +25,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
-from tqdm.auto import tqdm
+from sklearn.metrics import roc_auc_score
 
 from ..data import N_CLASSES, DigitData, Split
-from ..ensemble import Ensemble, train_members
+from ..ensemble import MEMBERS_DIR, Ensemble, train_members
 from ..errors import LenetError
+from ..metrics import heldout_metrics
 from ..models import model_title
 from ..pipeline import prepare_job
 from ..plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot_roc_curves
-from ..rundir import atomic_write, environment, markdown_table, open_run, read_json, write_json, write_text
+from ..rundir import atomic_write, environment, markdown_table, read_json, write_json, write_text
+from ..seeds import repeat_seed
 from ..stats import auc_digits, ci_at, ci_text, pm, pm_at, summarize
 from ..training import FitResult, TrainConfig, accuracy
+from .runner import ITEM_FILE, Experiment, ExperimentResult, Item, Progress, Records, read_item, run_experiment
 
 REPEATS_DIR = "repeats"
+PROBABILITIES_FILE = "test_probabilities.npy"
+FIGURES = ("roc_curves.png", "confusion_matrix.png", "accuracy_repeats.png", "convergence.png")
 SETS = ("train", "val", "test")
 ENSEMBLE_FIGURES = ("ensemble_train_accuracy", "ensemble_val_accuracy")
 REPORT_MEASURES = ("precision", "recall", "f1-score")  # per class, from the classification reports
@@ -64,11 +68,6 @@ class EvaluationSpec:
                 raise LenetError(f"--{name} must be an integer ≥ 1, got {value!r}")
         self.train.validate()
         return self
-
-
-def repeat_seed(base_seed: int, repeat: int) -> int:
-    """Seed of repeat ``repeat`` (0-based); its members derive their own seeds from it."""
-    return int(base_seed) * 1000 + repeat
 
 
 def repeat_metrics(ensemble: Ensemble, results: list[FitResult], split: Split) -> tuple[dict[str, Any], np.ndarray]:
@@ -101,19 +100,6 @@ def repeat_metrics(ensemble: Ensemble, results: list[FitResult], split: Split) -
         "seconds": float(sum(r.seconds for r in results)),
     }
     return metrics, test_probabilities
-
-
-def heldout_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
-    """Held-out figures of (N, 10) class probabilities: accuracy, per-class one-vs-rest ROC AUC,
-    row-normalised confusion matrix and classification report (any classifier, not only Keras')."""
-    predictions = np.argmax(probabilities, axis=1)
-    classes = list(range(N_CLASSES))
-    return {
-        "test_accuracy": accuracy(probabilities, labels),
-        "roc_auc": roc_auc_score(labels, probabilities, multi_class="ovr", average=None).tolist(),
-        "confusion": confusion_matrix(labels, predictions, labels=classes, normalize="true").tolist(),
-        "report": classification_report(labels, predictions, labels=classes, output_dict=True, zero_division=0),
-    }
 
 
 def repeats_averaged(labels: np.ndarray, probabilities: list[np.ndarray], members: int = 1) -> dict[str, Any] | None:
@@ -161,7 +147,7 @@ def evaluate(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> ExperimentResult:
     """Run (or resume) a repeated-training evaluation into ``out`` and return its results."""
     spec.validate()
     out = Path(out)
@@ -170,72 +156,75 @@ def evaluate(
         spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
         max_train=spec.max_train, data=data, source=source, echo=echo,
     )  # fmt: skip
-    builder, model_info, data, split = job.builder, job.model_info, job.data, job.split
-    echo(f"data: {data.source}; split {split.sizes()}")
+    split = job.split
+    echo(f"data: {job.data.source}; split {split.sizes()}")
     config = job.config(kind="evaluation", members=spec.members, seed=spec.seed, train=spec.train.to_dict())
-    if open_run(out, config, force=force):
-        echo(f"resuming the evaluation in {out}: finished repeats are not trained again")
+    plan = [Item(f"{REPEATS_DIR}/repeat_{r + 1:02d}", {"repeat": r}) for r in range(spec.repeats)]
 
-    repeats: list[dict[str, Any]] = []
-    probabilities: list[np.ndarray] = []
-    histories: list[dict[str, list[float]]] = []
-    title = _title(model_info["name"], spec.members)
+    def run_item(item: Item, directory: Path) -> dict[str, Any]:
+        ensemble, results = train_members(
+            job.builder, split, members=spec.members, directory=directory,
+            seed=repeat_seed(spec.seed, item["repeat"]), config=spec.train, progress=progress,
+        )  # fmt: skip
+        metrics, proba = repeat_metrics(ensemble, results, split)
+        atomic_write(directory / PROBABILITIES_FILE, lambda tmp: np.save(tmp, proba))
+        return metrics | {"repeat": item["repeat"] + 1}
 
-    def write_outputs() -> dict[str, Any]:
-        on_disk = len(list((out / REPEATS_DIR).glob("repeat_*/metrics.json")))
-        summary = summarize_repeats(repeats)
+    def write_outputs(records: Records, progress_: Progress) -> tuple[dict[str, Any], dict[str, Path]]:
         result = {
             "config": config,
-            "repeats_requested": spec.repeats,
-            "repeats_on_disk": on_disk,
-            "data_source": data.source,
-            "summary": summary,
-            "repeats": repeats,
-            "repeats_averaged": repeats_averaged(split.y_test, probabilities, spec.members),
+            "repeats_requested": progress_.total,
+            "repeats_on_disk": len(list((out / REPEATS_DIR).glob(f"repeat_*/{ITEM_FILE}"))),
+            "data_source": job.data.source,
+            "summary": summarize_repeats([record for _, record in records]),
+            "repeats": [record for _, record in records],
+            "repeats_averaged": repeats_averaged(split.y_test, _probabilities(out, records), spec.members),
             "seconds": round(time.perf_counter() - started, 2),
             "environment": environment(),
         }
-        write_json(out / "evaluation.json", result)
-        write_text(out / "evaluation.md", evaluation_markdown(result))
-        roc_path = out / "roc_curves.png"
-        digits = auc_digits(spec.members)
-        plot_roc_curves(split.y_test, probabilities, summary["roc_auc"], roc_path, title=title, digits=digits)
-        plot_confusion(summary["confusion"], out / "confusion_matrix.png", title=title)
-        plot_repeat_accuracy(repeats, out / "accuracy_repeats.png", title=title)
-        plot_convergence(histories, out / "convergence.png", title=title, repeats=len(repeats))
-        return result
+        return result, _write_evaluation(result, out, records, split, _title(job.model_info["name"], spec.members))
 
-    for r in tqdm(range(spec.repeats), desc="repeats", unit="repeat", disable=not progress):
-        directory = out / REPEATS_DIR / f"repeat_{r + 1:02d}"
-        metrics_path, proba_path = directory / "metrics.json", directory / "test_probabilities.npy"
-        if metrics_path.is_file() and proba_path.is_file():
-            metrics = read_json(metrics_path)
-            probabilities.append(np.load(proba_path))
-        else:
-            if repeats:
-                # Hours-long runs: before each training the outputs cover every finished repeat
-                # (marked "k of R"), so an interrupted or resumed run has its tables and figures.
-                write_outputs()
-            ensemble, results = train_members(
-                builder, split, members=spec.members, directory=directory, seed=repeat_seed(spec.seed, r),
-                config=spec.train, progress=progress,
-            )  # fmt: skip
-            metrics, proba = repeat_metrics(ensemble, results, split)
-            metrics["repeat"] = r + 1
-            atomic_write(proba_path, lambda tmp, p=proba: np.save(tmp, p))
-            write_json(metrics_path, metrics)
-            probabilities.append(proba)
-        repeats.append(metrics)
-        histories.extend(read_json(p)["history"] for p in sorted((directory / "members").glob("member_*.json")))
-        echo(f"repeat {r + 1}/{spec.repeats}: test accuracy {metrics['test_accuracy']:.4f}")
+    def on_item(item: Item, record: dict[str, Any], resumed: bool) -> None:
+        echo(f"repeat {item['repeat'] + 1}/{spec.repeats}: test accuracy {record['test_accuracy']:.4f}")
 
-    result = write_outputs()
-    on_disk = result["repeats_on_disk"]
+    experiment = Experiment("evaluation", plan, run_item, write_outputs, load_item=_read_repeat, on_item=on_item,
+                            unit="repeat")  # fmt: skip
+    run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    on_disk = run["repeats_on_disk"]
     if on_disk > spec.repeats:
         echo(f"note: {on_disk} finished repeats are on disk; this summary uses the first {spec.repeats}"
              f" (--repeats {on_disk} to use them all)")  # fmt: skip
-    echo(f"test accuracy {pm(result['summary']['test_accuracy'])} over {len(repeats)} repeat(s); results in {out}")
-    return result
+    echo(f"test accuracy {pm(run.summary['test_accuracy'])} over {len(run.items)} repeat(s); results in {out}")
+    return run
+
+
+def _read_repeat(item: Item, directory: Path) -> dict[str, Any] | None:
+    """A finished repeat: its figures and its test probabilities both on disk."""
+    return read_item(item, directory) if (directory / PROBABILITIES_FILE).is_file() else None
+
+
+def _probabilities(out: Path, records: Records) -> list[np.ndarray]:
+    return [np.load(out / item.path / PROBABILITIES_FILE) for item, _ in records]
+
+
+def _write_evaluation(result: dict[str, Any], out: Path, records: Records, split: Split, title: str) -> dict[str, Path]:
+    """evaluation.json / .md and the figures of ``result`` (its repeats' files read from ``out``)."""
+    paths = {name: out / name for name in ("evaluation.json", "evaluation.md", *FIGURES)}
+    write_json(paths["evaluation.json"], result)
+    write_text(paths["evaluation.md"], evaluation_markdown(result))
+    summary, repeats = result["summary"], result["repeats"]
+    members = result["config"]["members"]
+    histories = [
+        read_json(path)["history"]
+        for item, _ in records
+        for path in sorted((out / item.path / MEMBERS_DIR).glob("member_*.json"))
+    ]
+    plot_roc_curves(split.y_test, _probabilities(out, records), summary["roc_auc"], paths["roc_curves.png"],
+                    title=title, digits=auc_digits(members))  # fmt: skip
+    plot_confusion(summary["confusion"], paths["confusion_matrix.png"], title=title)
+    plot_repeat_accuracy(repeats, paths["accuracy_repeats.png"], title=title)
+    plot_convergence(histories, paths["convergence.png"], title=title, repeats=len(repeats))
+    return paths
 
 
 def _title(model: str, members: int) -> str:

@@ -16,18 +16,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from ..data import N_CLASSES, DigitData, Split, stratified_indices
 from ..ensemble import train_members
 from ..errors import LenetError
 from ..models import model_title
 from ..pipeline import prepare_job
 from ..plots import plot_learning_curve
-from ..rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from ..rundir import environment, markdown_table, write_json, write_text
+from ..seeds import point_seed
 from ..stats import pm, summarize
 from ..training import TrainConfig, accuracy
-from .evaluation import repeat_seed
+from .runner import Experiment, ExperimentResult, Item, Progress, Records, run_experiment
 
 DEFAULT_FRACTIONS = tuple(round(0.01 * i, 2) for i in range(1, 11))
 POINTS_DIR = "points"
@@ -94,7 +93,7 @@ def learning_curve(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> ExperimentResult:
     """Compute (or resume) a learning curve into ``out`` and return it."""
     spec.validate()
     out = Path(out)
@@ -103,78 +102,81 @@ def learning_curve(
         spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
         max_train=spec.max_train, data=data, source=source, echo=echo,
     )  # fmt: skip
-    builder, model_info, data, split = job.builder, job.model_info, job.data, job.split
-    train_total = len(split.y_train)
-    sizes = sorted({max(1, round(f * train_total)) for f in spec.fractions})
-    if sizes[0] < 2 * N_CLASSES and sizes[0] < train_total:  # fail before hours of training, not in them
-        raise LenetError(
-            f"--fractions: {min(spec.fractions)} of {train_total} training images is {sizes[0]};"
-            f" a subset needs at least {2 * N_CLASSES}"
-        )
-    echo(f"data: {data.source}; training sizes {sizes} of {train_total}, {spec.repeats} repeats each")
+    split = job.split
+    sizes = _training_sizes(spec.fractions, len(split.y_train))
+    echo(f"data: {job.data.source}; training sizes {sizes} of {len(split.y_train)}, {spec.repeats} repeats each")
     config = job.config(kind="learning_curve", members=spec.members, seed=spec.seed, train=spec.train.to_dict())
-    if open_run(out, config, force=force):
-        echo(f"resuming the learning curve in {out}: finished points are not trained again")
+    title = model_title(job.model_info["name"]) + (f", ensemble of {spec.members}" if spec.members > 1 else "")
+    # Repeat-major: an interrupted run already holds whole curves (every size, fewer repeats), and
+    # each point's seed depends only on (repeat, size), so the order changes no result.
+    plan = [
+        Item(f"{POINTS_DIR}/size_{size:05d}/repeat_{r + 1:02d}", {"size": size, "repeat": r})
+        for r in range(spec.repeats)
+        for size in sizes
+    ]
 
-    points: list[dict[str, Any]] = []
-    title = model_title(model_info["name"]) + (f", ensemble of {spec.members}" if spec.members > 1 else "")
+    def run_item(item: Item, directory: Path) -> dict[str, Any]:
+        return _train_point(job.builder, split, spec, item["size"], item["repeat"], directory)
 
-    def write_outputs(rounds: int) -> dict[str, Any]:
-        ordered = sorted((p for p in points if p["repeat"] <= rounds), key=lambda p: (p["size"], p["repeat"]))
+    def write_outputs(records: Records, progress_: Progress) -> tuple[dict[str, Any], dict[str, Path]]:
+        rounds = progress_.done // len(sizes)  # whole rounds only: every size at the same repeats
+        points = sorted((r for _, r in records if r["repeat"] <= rounds), key=lambda p: (p["size"], p["repeat"]))
         result = {
             "config": config,
             "fractions": list(spec.fractions),
             "repeats_requested": spec.repeats,
-            "data_source": data.source,
-            "curve": curve_summary(ordered, rounds),
-            "points": ordered,
+            "data_source": job.data.source,
+            "curve": curve_summary(points, rounds),
+            "points": points,
             "seconds": round(time.perf_counter() - started, 2),
             "environment": environment(),
         }
-        write_json(out / "learning_curve.json", result)
-        write_text(out / "learning_curve.md", learning_curve_markdown(result))
-        plot_learning_curve(result["curve"], out / "learning_curve.png", title=title)
-        return result
+        return result, _write_curve(result, out, title)
 
-    bar = tqdm(total=len(sizes) * spec.repeats, desc="learning curve", unit="fit", disable=not progress)
-    # Repeat-major: an interrupted run already holds whole curves (every size, fewer repeats), and
-    # each point's seed depends only on (repeat, size), so the order changes no result.
-    for r in range(spec.repeats):
-        round_written = False
-        for size in sizes:
-            directory = out / POINTS_DIR / f"size_{size:05d}" / f"repeat_{r + 1:02d}"
-            path = directory / "metrics.json"
-            if path.is_file():
-                point = read_json(path)
-            else:
-                if r > 0 and not round_written:
-                    # Before a round trains, the curves of the rounds before it are on disk, so an
-                    # interrupted or resumed run holds whole curves.
-                    write_outputs(r)
-                    round_written = True
-                seed = repeat_seed(spec.seed, r) * 100_000 + size
-                subset = training_subset(split, size, seed=seed)
-                ensemble, results = train_members(
-                    builder, subset, members=spec.members, directory=directory, seed=seed,
-                    config=spec.train, progress=False,
-                )  # fmt: skip
-                point = {
-                    "size": size,
-                    "repeat": r + 1,
-                    "train_accuracy": accuracy(ensemble.predict_proba(subset.x_train), subset.y_train),
-                    "test_accuracy": accuracy(ensemble.predict_proba(split.x_test), split.y_test),
-                    "epochs": [res.epochs_run for res in results],
-                    "seconds": float(sum(res.seconds for res in results)),
-                }
-                write_json(path, point)
-            points.append(point)
-            bar.update(1)
-            bar.set_postfix(size=size, test=f"{point['test_accuracy']:.3f}")
-    bar.close()
-
-    result = write_outputs(spec.repeats)
+    experiment = Experiment(
+        "learning curve", plan, run_item, write_outputs, unit="fit",
+        postfix=lambda item, record: {"size": item["size"], "test": f"{record['test_accuracy']:.3f}"},
+    )  # fmt: skip
+    run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
     echo(f"learning curve: {out}/learning_curve.json, learning_curve.md, learning_curve.png")
-    return result
+    return run
+
+
+def _train_point(
+    builder: Callable[[], Any], split: Split, spec: LearningCurveSpec, size: int, repeat: int, directory: Path
+) -> dict[str, Any]:
+    """Train the point (size, repeat) on its stratified subset and measure it."""
+    seed = point_seed(spec.seed, repeat, size)
+    subset = training_subset(split, size, seed=seed)
+    ensemble, results = train_members(
+        builder, subset, members=spec.members, directory=directory, seed=seed, config=spec.train, progress=False
+    )
+    return {
+        "size": size,
+        "repeat": repeat + 1,
+        "train_accuracy": accuracy(ensemble.predict_proba(subset.x_train), subset.y_train),
+        "test_accuracy": accuracy(ensemble.predict_proba(split.x_test), split.y_test),
+        "epochs": [res.epochs_run for res in results],
+        "seconds": float(sum(res.seconds for res in results)),
+    }
+
+
+def _write_curve(result: dict[str, Any], out: Path, title: str) -> dict[str, Path]:
+    paths = {name: out / name for name in ("learning_curve.json", "learning_curve.md", "learning_curve.png")}
+    write_json(paths["learning_curve.json"], result)
+    write_text(paths["learning_curve.md"], learning_curve_markdown(result))
+    plot_learning_curve(result["curve"], paths["learning_curve.png"], title=title)
+    return paths
+
+
+def _training_sizes(fractions: Sequence[float], train_total: int) -> list[int]:
+    sizes = sorted({max(1, round(f * train_total)) for f in fractions})
+    if sizes[0] < 2 * N_CLASSES and sizes[0] < train_total:  # fail before hours of training, not in them
+        raise LenetError(
+            f"--fractions: {min(fractions)} of {train_total} training images is {sizes[0]};"
+            f" a subset needs at least {2 * N_CLASSES}"
+        )
+    return sizes
 
 
 def curve_summary(points: Sequence[dict[str, Any]], repeats: int) -> dict[str, Any]:

@@ -28,13 +28,13 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from ..data import DigitData, Split, prepare
 from ..ensemble import Ensemble
@@ -43,10 +43,11 @@ from ..figures import plot_digit_grid
 from ..models import INPUT_SHAPE, LeNetHParams, get_builder, lenet, model_title
 from ..pipeline import prepare_job
 from ..plots import plot_accuracy_vs_epsilon
-from ..rundir import CONFIG_FILE, environment, markdown_table, open_run, read_json, save_model, write_json, write_text
+from ..rundir import CONFIG_FILE, environment, markdown_table, read_json, save_model, write_json, write_text
+from ..seeds import repeat_seed
 from ..stats import pm, summarize
 from ..training import FitResult, TrainConfig, accuracy, fit, set_seed
-from .evaluation import repeat_seed
+from .runner import Experiment, ExperimentResult, Item, Progress, Records, read_item, run_experiment
 
 EPSILONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 TRAIN_EPSILON = 0.1
@@ -264,6 +265,17 @@ class RobustnessSpec:
         return self
 
 
+@dataclass(frozen=True)
+class _Subject:
+    """What the study attacks: the job (data, split), the builder, the loaded run's members (or None)."""
+
+    job: Any
+    builder: Callable[[], keras.Model]
+    model_info: dict[str, Any]
+    loaded: Ensemble | None
+    config: dict[str, Any]
+
+
 def robustness(
     spec: RobustnessSpec,
     out: str | Path,
@@ -273,121 +285,179 @@ def robustness(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> ExperimentResult:
     """Run (or resume) the FGSM study into ``out`` and return its results (robustness.json)."""
     spec.validate()
     out = Path(out)
     started = time.perf_counter()
     epsilons = sorted(set(spec.epsilons))
+    subject = _subject(spec, data, source, echo)
+    split = subject.job.split
+    x_attack, y_attack, attacked = _attack_set(split, subject.config)
+    echo(f"data: {subject.job.data.source}; split {split.sizes()}; attacking the {attacked} ({len(y_attack)} digits)")
+    plan = _plan(spec, loaded=subject.loaded is not None)
+    load_run = (lambda: averaged_model(subject.loaded.members)) if subject.loaded is not None else None
+
+    def run_item(item: Item, directory: Path) -> dict[str, Any]:
+        variant, r = item["variant"], item["repeat"]
+        train = lambda: train_model(  # noqa: E731
+            subject.builder, split, adversarial_epsilon=spec.train_epsilon if variant == "adversarial" else None,
+            config=spec.train, seed=repeat_seed(spec.seed, r), progress=progress,
+        )  # fmt: skip
+        # The normal variant of a --run is the run's own model: loaded, never trained or saved here.
+        load_model = load_run if variant == "normal" else None
+        return _attack_item(
+            directory, variant, r, epsilons, x_attack, y_attack, train=train, load_model=load_model,
+            seed=repeat_seed(spec.seed, r),
+        )  # fmt: skip
+
+    def on_item(item: Item, record: dict[str, Any], resumed: bool) -> None:
+        worst = record["accuracy"][_epsilon_key(epsilons[-1])]
+        echo(
+            f"{item['variant']} training, repeat {item['repeat'] + 1}: clean accuracy {record['clean_accuracy']:.4f},"
+            f" ε={epsilons[-1]:g} {worst:.4f}"
+        )
+
+    def write_outputs(records: Records, progress_: Progress) -> tuple[dict[str, Any], dict[str, Path]]:
+        result = _robustness_report(records, subject, epsilons, (attacked, len(y_attack)), started)
+        result["models_finished"], result["models_planned"] = progress_.done, progress_.total
+        examples = (x_attack[: spec.examples], y_attack[: spec.examples])
+        return result, _write_robustness(result, out, spec, examples, load_run, final=progress_.finished)
+
+    experiment = Experiment(
+        "robustness study", plan, run_item, write_outputs, load_item=partial(_read_attacked, epsilons),
+        on_item=on_item, unit="model",
+        postfix=lambda item, record: {"variant": item["variant"], "clean": f"{record['clean_accuracy']:.3f}"},
+    )  # fmt: skip
+    run = run_experiment(experiment, out, subject.config, force=force, progress=progress, echo=echo)
+    echo(f"robustness: {out}/robustness.json, robustness.md, accuracy_vs_epsilon.png, adversarial_examples_*.png")
+    return run
+
+
+def _plan(spec: RobustnessSpec, *, loaded: bool) -> list[Item]:
+    """Every (variant, repeat): a loaded run's own model once, else R normal trainings; R adversarial ones."""
+    variants = (["normal"] if not loaded else []) + (["adversarial"] if spec.adversarial_training else [])
+    plan = [Item(f"{VARIANTS_DIR}/normal/repeat_01", {"variant": "normal", "repeat": 0})] if loaded else []
+    return plan + [
+        Item(f"{VARIANTS_DIR}/{v}/repeat_{r + 1:02d}", {"variant": v, "repeat": r})
+        for v in variants
+        for r in range(spec.repeats)
+    ]
+
+
+def _read_attacked(epsilons: Sequence[float], item: Item, directory: Path) -> dict[str, Any] | None:
+    """A finished item attacked at every ε; None (run it again, attacking the saved model) otherwise."""
+    record = read_item(item, directory)
+    return record if record and all(_epsilon_key(e) in record["accuracy"] for e in epsilons) else None
+
+
+def _subject(
+    spec: RobustnessSpec, data: DigitData | None, source: str | Path | None, echo: Callable[[str], None]
+) -> _Subject:
+    """The model to train (``spec.model``) or the finished run to load (``spec.run``), its data and config."""
+    fields = {
+        "kind": "robustness",
+        "seed": spec.seed,
+        "train": spec.train.to_dict(),
+        "train_epsilon": spec.train_epsilon,
+    }
     if spec.run is None:
         job = prepare_job(
             spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
             max_train=spec.max_train, data=data, source=source, echo=echo,
         )  # fmt: skip
-        builder, model_info, loaded = job.builder, job.model_info, None
-        run_fields: dict[str, Any] = {}
-    else:
-        recorded = run_config(spec.run)
-        model_info = recorded.get("model") or {}
-        if spec.model is not None and model_info.get("name") != spec.model:
-            raise LenetError(f"--run {spec.run} holds a {model_info.get('name')!r} run, not --model {spec.model!r}")
-        # The run's own split: the models must be attacked on digits they were not trained on.
-        job = prepare_job(
-            "standard", None, protocol=recorded.get("protocol", "evaluation"),
-            split_seed=recorded.get("split_seed", 0), max_train=recorded.get("max_train"),
-            data=data, source=source, echo=echo,
-        )  # fmt: skip
-        if job.data.fingerprint() != recorded.get("data_fingerprint"):
-            raise LenetError(f"--run {spec.run} was trained on other data; pass the run's --data")
-        builder = _run_builder(model_info)
-        loaded = Ensemble.load(spec.run)
-        run_fields = {"run": str(spec.run), "run_members": len(loaded)}
-    split = job.split
-    x_attack, y_attack, attacked = _attack_set(split)
-    echo(f"data: {job.data.source}; split {split.sizes()}; attacking the {attacked} ({len(y_attack)} digits)")
+        return _Subject(job, job.builder, job.model_info, None, job.config(**fields))
+    recorded = run_config(spec.run)
+    model_info = recorded.get("model") or {}
+    if spec.model is not None and model_info.get("name") != spec.model:
+        raise LenetError(f"--run {spec.run} holds a {model_info.get('name')!r} run, not --model {spec.model!r}")
+    # The run's own split: the models must be attacked on digits they were not trained on.
+    job = prepare_job(
+        "standard", None, protocol=recorded.get("protocol", "evaluation"),
+        split_seed=recorded.get("split_seed", 0), max_train=recorded.get("max_train"),
+        data=data, source=source, echo=echo,
+    )  # fmt: skip
+    if job.data.fingerprint() != recorded.get("data_fingerprint"):
+        raise LenetError(f"--run {spec.run} was trained on other data; pass the run's --data")
+    loaded = Ensemble.load(spec.run)
+    run_train = recorded.get("train") or {}
     config = {
-        **job.config(kind="robustness", seed=spec.seed, train=spec.train.to_dict(), train_epsilon=spec.train_epsilon),
-        **({"model": model_info} if spec.run is not None else {}),
-        **run_fields,
-    }
-    if open_run(out, config, force=force):
-        echo(f"resuming the robustness study in {out}: finished trainings and attacks are not repeated")
+        **job.config(**fields), "model": model_info, "run": str(spec.run), "run_members": len(loaded),
+        "run_restore_best": bool(run_train.get("restore_best", True)),
+    }  # fmt: skip
+    return _Subject(job, _run_builder(model_info), model_info, loaded, config)
 
-    plan: list[tuple[str, int]] = []
-    if loaded is None:
-        plan += [("normal", r) for r in range(spec.repeats)]
-    else:
-        plan.append(("normal", 0))
-    if spec.adversarial_training:
-        plan += [("adversarial", r) for r in range(spec.repeats)]
 
+def _robustness_report(
+    records: Records, subject: _Subject, epsilons: Sequence[float], attacked: tuple[str, int], started: float
+) -> dict[str, Any]:
     items: dict[str, list[dict[str, Any]]] = {}
-    example_models: dict[str, keras.Model] = {}
-    bar = tqdm(plan, desc="robustness", unit="model", disable=not progress)
-    for variant, r in bar:
-        directory = out / VARIANTS_DIR / variant / f"repeat_{r + 1:02d}"
-        # The normal variant of a --run is the run's own model: loaded, never trained or saved here.
-        load_model = (lambda: averaged_model(loaded.members)) if variant == "normal" and loaded is not None else None
-        item, model = _attack_item(
-            directory, variant, r, epsilons, x_attack, y_attack,
-            train=lambda v=variant, r=r: train_model(
-                builder, split, adversarial_epsilon=spec.train_epsilon if v == "adversarial" else None,
-                config=spec.train, seed=repeat_seed(spec.seed, r), progress=progress,
-            ),
-            load_model=load_model, seed=repeat_seed(spec.seed, r),
-        )  # fmt: skip
-        items.setdefault(variant, []).append(item)
-        if r == 0:
-            example_models[variant] = model if model is not None else _load_item_model(directory, load_model)
-        bar.set_postfix(variant=variant, clean=f"{item['clean_accuracy']:.3f}")
-        worst = item["accuracy"][_epsilon_key(epsilons[-1])]
-        echo(
-            f"{variant} training, repeat {r + 1}: clean accuracy {item['clean_accuracy']:.4f},"
-            f" ε={epsilons[-1]:g} {worst:.4f}"
-        )
-    bar.close()
-
+    for item, record in records:
+        items.setdefault(item["variant"], []).append(record)
     summary = {
         variant: {_epsilon_key(e): summarize([i["accuracy"][_epsilon_key(e)] for i in runs]) for e in epsilons}
         | {"clean": summarize([i["clean_accuracy"] for i in runs])}
         for variant, runs in items.items()
     }
-    title = model_title(model_info.get("name", "?")) + (f" (run {spec.run})" if spec.run else "")
-    result = {
-        "config": config,
-        "epsilons": epsilons,
-        "attacked": {"set": attacked, "images": len(y_attack)},
-        "data_source": job.data.source,
+    return {
+        "config": subject.config,
+        "epsilons": list(epsilons),
+        "attacked": {"set": attacked[0], "images": attacked[1]},
+        "data_source": subject.job.data.source,
         "summary": summary,
         "variants": items,
         "seconds": round(time.perf_counter() - started, 2),
         "environment": environment(),
     }
-    write_json(out / "robustness.json", result)
-    write_text(out / "robustness.md", robustness_markdown(result, title))
+
+
+def _write_robustness(
+    result: dict[str, Any],
+    out: Path,
+    spec: RobustnessSpec,
+    examples: tuple[np.ndarray, np.ndarray],
+    load_run: Callable[[], keras.Model] | None,
+    *,
+    final: bool,
+) -> dict[str, Path]:
+    """robustness.json / .md and accuracy_vs_epsilon.png; the example grids once every model is done."""
+    summary, epsilons = result["summary"], result["epsilons"]
+    title = model_title(result["config"]["model"].get("name", "?")) + (f" (run {spec.run})" if spec.run else "")
+    paths = {
+        "json": out / "robustness.json",
+        "markdown": out / "robustness.md",
+        "figure": out / "accuracy_vs_epsilon.png",
+    }
+    write_json(paths["json"], result)
+    write_text(paths["markdown"], robustness_markdown(result, title))
     curves = {
         _variant_label(v, spec.train_epsilon, spec.run): (
             [summary[v][_epsilon_key(e)]["mean"] for e in epsilons],
             [summary[v][_epsilon_key(e)]["std"] for e in epsilons],
         )
-        for v in items
+        for v in summary
     }
-    plot_accuracy_vs_epsilon(epsilons, curves, out / "accuracy_vs_epsilon.png", title=title)
-    for variant, model in example_models.items():
-        plot_adversarial_examples(
-            model, x_attack[: spec.examples], y_attack[: spec.examples], epsilons,
-            out / f"adversarial_examples_{variant}.png",
+    plot_accuracy_vs_epsilon(epsilons, curves, paths["figure"], title=title)
+    for variant in summary if final else ():
+        directory = out / VARIANTS_DIR / variant / "repeat_01"
+        model = _load_item_model(directory, load_run if variant == "normal" else None)
+        paths[f"examples_{variant}"] = plot_adversarial_examples(
+            model, *examples, epsilons, out / f"adversarial_examples_{variant}.png",
             title=f"FGSM examples, {_variant_label(variant, spec.train_epsilon, spec.run)}: {title}",
         )  # fmt: skip
-    echo(f"robustness: {out}/robustness.json, robustness.md, accuracy_vs_epsilon.png, adversarial_examples_*.png")
-    return result
+    return paths
 
 
-def _attack_set(split: Split) -> tuple[np.ndarray, np.ndarray, str]:
-    """The held-out test part (evaluation protocol), else the validation part (deployment runs)."""
+def _attack_set(split: Split, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+    """The held-out test part (evaluation protocol), else the validation part (deployment runs),
+    described by what the run did with it."""
     if split.x_test is not None and split.y_test is not None:
         return prepare(split.x_test), split.y_test, "held-out test part"
-    return prepare(split.x_val), split.y_val, "validation part (used for early stopping only)"
+    if config.get("run_restore_best", True):
+        use = "not trained on, but the run's early stopping chose its kept epoch on these digits"
+    else:
+        use = "not trained on; monitored during the run's training, which kept its last epoch's weights"
+    return prepare(split.x_val), split.y_val, f"validation part ({use})"
 
 
 def _variant_label(variant: str, train_epsilon: float, run: str | None) -> str:
@@ -417,14 +487,14 @@ def _attack_item(
     train: Callable[[], tuple[keras.Model, FitResult]],
     load_model: Callable[[], keras.Model] | None,
     seed: int,
-) -> tuple[dict[str, Any], keras.Model | None]:
+) -> dict[str, Any]:
     """One (variant, repeat): train it (or load it), attack it at every ε not yet measured, and
-    write its metrics.json last. Returns the figures and the model when it was in memory."""
+    return its record (the runner writes it as metrics.json, last)."""
     metrics_path, fit_path = directory / "metrics.json", directory / "fit.json"
     item = read_json(metrics_path) if metrics_path.is_file() else None
     missing = list(epsilons) if item is None else [e for e in epsilons if _epsilon_key(e) not in item["accuracy"]]
     if item is not None and not missing:
-        return item, None
+        return item
     model: keras.Model
     if load_model is not None:
         model, fit_figures = load_model(), None
@@ -444,8 +514,19 @@ def _attack_item(
     attacked = accuracy_under_attack(model, images, labels, missing)
     merged = item["accuracy"] | {_epsilon_key(e): a for e, a in attacked.items()}
     item["accuracy"] = dict(sorted(merged.items(), key=lambda kv: float(kv[0])))
-    write_json(metrics_path, item)
-    return item, model
+    return item
+
+
+def _training_text(variants: Sequence[str], config: dict[str, Any]) -> str:
+    """What the compared trainings were, only those in the table."""
+    parts = []
+    if "normal" in variants:
+        parts.append(" The normal model is the loaded run's." if config.get("run") else "")
+    if "adversarial" in variants:
+        parts.append(
+            f" Adversarial training mixes FGSM examples at ε={config['train_epsilon']:g} 1:1 into every batch."
+        )
+    return "".join(parts)
 
 
 def plot_adversarial_examples(
@@ -482,10 +563,12 @@ def robustness_markdown(result: dict[str, Any], title: str) -> str:
     lines = [
         f"# FGSM robustness: {title}\n\n",
         f"Data: {result['data_source']}; split {config['split_sizes']}; attacked: {result['attacked']['set']}"
-        f" ({result['attacked']['images']} digits). Adversarial training mixes FGSM examples at"
-        f" ε={config['train_epsilon']:g} 1:1 into every batch. Mean ± sample std over repeats"
-        f" ({', '.join(f'{v}: {n[v]}' for v in variants)}).\n\n",
+        f" ({result['attacked']['images']} digits).{_training_text(variants, config)} Mean ± sample std over"
+        f" repeats ({', '.join(f'{v}: {n[v]}' for v in variants)}).\n\n",
     ]
+    planned = result.get("models_planned")
+    if planned is not None and result["models_finished"] < planned:
+        lines.append(Progress(result["models_finished"], planned).note("models") + ".\n\n")
     headers = ["ε", *(_variant_label(v, config["train_epsilon"], config.get("run")) for v in variants)]
     rows = [
         [f"{e:g}", *(pm(summary[v][_epsilon_key(e)], 4) for v in variants)]

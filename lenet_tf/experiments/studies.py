@@ -31,13 +31,13 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from ..data import DigitData, prepare
 from ..errors import LenetError
@@ -49,10 +49,11 @@ from ..plots import (
     plot_gradient_magnitudes,
     plot_learning_rate_grid,
 )
-from ..rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from ..rundir import environment, markdown_table, write_json, write_text
+from ..seeds import repeat_seed
 from ..stats import ci_text, pm, summarize
 from ..training import TrainConfig, accuracy, fit, set_seed
-from .evaluation import repeat_seed
+from .runner import ITEM_FILE, Experiment, ExperimentResult, Item, Progress, Records, read_item, run_experiment
 
 CONFIGURATIONS_DIR = "configurations"
 GRADIENT_BATCH = 256
@@ -233,10 +234,10 @@ def study(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> ExperimentResult:
     """Run (or resume) a training study into ``out`` and return its results (study.json)."""
     spec.validate()
-    configs = spec.resolved()  # before the data: a bad configuration fails fast
+    configs = {c.label: c for c in spec.resolved()}  # before the data: a bad configuration fails fast
     out = Path(out)
     started = time.perf_counter()
     job = prepare_job(
@@ -249,94 +250,123 @@ def study(
         kind="study", model={"name": "standard", "builder": "study_lenet"}, study=spec.name, seed=spec.seed,
         gradient_batch=spec.gradient_batch, train=spec.train.to_dict(),
     )  # fmt: skip
-    if open_run(out, config, force=force):
-        echo(f"resuming the study in {out}: finished trainings are not repeated")
+    images = _StudyImages.of(split, spec)
+    plan = [
+        Item(f"{CONFIGURATIONS_DIR}/{label}/repeat_{r + 1:02d}", {"label": label, "repeat": r})
+        for label in configs
+        for r in range(spec.repeats)
+    ]
 
-    x_train, x_val, x_test = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
-    # The gradient batch: fixed training digits (seeded by the split), the same for every training.
-    chosen = np.sort(
-        np.random.default_rng(spec.split_seed).choice(len(x_train), min(spec.gradient_batch, len(x_train)), False)
-    )
-    fixed_images, fixed_labels = x_train[chosen], split.y_train[chosen]
+    def run_item(item: Item, directory: Path) -> dict[str, Any]:
+        return _train_configuration(configs[item["label"]], item["repeat"], spec, images, progress)
 
-    runs: dict[str, list[dict[str, Any]]] = {}
-    bar = tqdm(total=len(configs) * spec.repeats, desc=f"study {spec.name}", unit="fit", disable=not progress)
-    for cfg in configs:
-        batch_size = cfg.batch_size or spec.train.batch_size
-        train_config = replace(spec.train, batch_size=batch_size)
-        for r in range(spec.repeats):
-            path = out / CONFIGURATIONS_DIR / cfg.label / f"repeat_{r + 1:02d}" / "metrics.json"
-            if path.is_file():
-                item = read_json(path)
-                if item.get("configuration") != cfg.to_dict():
-                    raise LenetError(
-                        f"{path} holds configuration {cfg.label} with other settings; use another --out,"
-                        " or --force to discard that study"
-                    )
-            else:
-                seed = repeat_seed(spec.seed, r)
-                set_seed(seed)  # before building: the seed fixes the initial weights too
-                model = cfg.builder(len(x_train), batch_size)()
-                gradients = GradientMagnitudes(fixed_images, fixed_labels)
-                result = fit(
-                    model, x_train, split.y_train, x_val, split.y_val, config=train_config, seed=seed,
-                    progress=progress, callbacks=[gradients],
-                )  # fmt: skip
-                item = {
-                    "configuration": cfg.to_dict(),
-                    "repeat": r + 1,
-                    "seed": seed,
-                    "batch_size": batch_size,
-                    "train_accuracy": result.train_accuracy,
-                    "val_accuracy": result.val_accuracy,
-                    "test_accuracy": accuracy(model.predict(x_test, batch_size=1024, verbose=0), split.y_test),
-                    "best_epoch": result.best_epoch,
-                    "epochs_run": result.epochs_run,
-                    "seconds": result.seconds,
-                    "history": result.history,
-                    "gradients": gradients.magnitudes,
-                }
-                write_json(path, item)
-            runs.setdefault(cfg.label, []).append(item)
-            bar.update(1)
-            bar.set_postfix(config=cfg.label, test=f"{item['test_accuracy']:.3f}")
-        echo(f"{cfg.label}: test accuracy {pm(summarize([i['test_accuracy'] for i in runs[cfg.label]]), 4)}")
-    bar.close()
+    def write_outputs(records: Records, progress_: Progress) -> tuple[dict[str, Any], dict[str, Path]]:
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for item, record in records:
+            runs.setdefault(item["label"], []).append(record)
+        result = {
+            "config": config, "study": spec.name, "repeats_requested": spec.repeats,
+            "trainings_finished": progress_.done, "trainings_planned": progress_.total,
+            "configurations": [c.to_dict() for c in configs.values()], "data_source": job.data.source,
+            "summary": {label: summarize_configuration(items) for label, items in runs.items()}, "runs": runs,
+            "seconds": round(time.perf_counter() - started, 2), "environment": environment(),
+        }  # fmt: skip
+        return result, _write_study(result, out, [configs[label] for label in runs])
 
-    summary = {label: summarize_configuration(items) for label, items in runs.items()}
-    result = {
-        "config": config,
-        "study": spec.name,
-        "repeats_requested": spec.repeats,
-        "configurations": [c.to_dict() for c in configs],
-        "data_source": job.data.source,
-        "summary": summary,
-        "runs": runs,
-        "seconds": round(time.perf_counter() - started, 2),
-        "environment": environment(),
+    def on_item(item: Item, record: dict[str, Any], resumed: bool) -> None:
+        if item["repeat"] == spec.repeats - 1:
+            label = item["label"]
+            done = [read_item(i, out / i.path) or {} for i in plan if i["label"] == label]
+            echo(f"{label}: test accuracy {pm(summarize([d['test_accuracy'] for d in done]), 4)}")
+
+    experiment = Experiment(
+        "study", plan, run_item, write_outputs, load_item=partial(_read_training, configs), on_item=on_item, unit="fit",
+        postfix=lambda item, record: {"config": item["label"], "test": f"{record['test_accuracy']:.3f}"},
+    )  # fmt: skip
+    run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    echo(f"study: {out}/" + ", ".join(path.name for path in run.paths.values()))
+    return run
+
+
+def _read_training(configs: Mapping[str, StudyConfig], item: Item, directory: Path) -> dict[str, Any] | None:
+    """A finished training of ``item``, refused when it was trained with other settings under its label."""
+    record = read_item(item, directory)
+    if record is not None and record.get("configuration") != configs[item["label"]].to_dict():
+        raise LenetError(
+            f"{directory / ITEM_FILE} holds configuration {item['label']} with other settings; use another"
+            " --out, or --force to discard that study"
+        )
+    return record
+
+
+@dataclass(frozen=True)
+class _StudyImages:
+    """The split's images prepared once, and the fixed gradient batch every training is measured on."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    gradient_batch: np.ndarray  # indices into the training part
+
+    @classmethod
+    def of(cls, split: Any, spec: StudySpec) -> _StudyImages:
+        x_train = prepare(split.x_train)
+        # Fixed training digits (seeded by the split), the same for every training.
+        size = min(spec.gradient_batch, len(x_train))
+        chosen = np.sort(np.random.default_rng(spec.split_seed).choice(len(x_train), size, False))
+        return cls(x_train, split.y_train, prepare(split.x_val), split.y_val, prepare(split.x_test), split.y_test,
+                   chosen)  # fmt: skip
+
+
+def _train_configuration(
+    cfg: StudyConfig, repeat: int, spec: StudySpec, images: _StudyImages, progress: bool
+) -> dict[str, Any]:
+    """Train repeat ``repeat`` (0-based) of configuration ``cfg`` and measure it."""
+    train_config = replace(spec.train, batch_size=cfg.batch_size or spec.train.batch_size)
+    seed = repeat_seed(spec.seed, repeat)
+    chosen = images.gradient_batch
+    gradients = GradientMagnitudes(images.x_train[chosen], images.y_train[chosen])
+    set_seed(seed)  # before building: the seed fixes the initial weights too
+    model = cfg.builder(len(images.x_train), train_config.batch_size)()
+    result = fit(
+        model, images.x_train, images.y_train, images.x_val, images.y_val, config=train_config, seed=seed,
+        progress=progress, callbacks=[gradients],
+    )  # fmt: skip
+    return {
+        "configuration": cfg.to_dict(), "repeat": repeat + 1, "seed": seed, "batch_size": train_config.batch_size,
+        "train_accuracy": result.train_accuracy, "val_accuracy": result.val_accuracy,
+        "test_accuracy": accuracy(model.predict(images.x_test, batch_size=1024, verbose=0), images.y_test),
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "seconds": result.seconds,
+        "history": result.history, "gradients": gradients.magnitudes,
+    }  # fmt: skip
+
+
+def _write_study(result: dict[str, Any], out: Path, configs: Sequence[StudyConfig]) -> dict[str, Path]:
+    """study.json / .md and the figures of ``result``; the learning-rate grid when rates vary."""
+    summary, runs = result["summary"], result["runs"]
+    paths = {
+        name: out / name for name in ("study.json", "study.md", "accuracy.png", "convergence.png", "gradients.png")
     }
-    write_json(out / "study.json", result)
-    write_text(out / "study.md", study_markdown(result))
-    title = f"{spec.name} study, standard LeNet"
+    write_json(paths["study.json"], result)
+    write_text(paths["study.md"], study_markdown(result))
+    title = f"{result['study']} study, standard LeNet"
     labels = list(runs)
-    plot_configuration_accuracy(labels, [summary[label] for label in labels], out / "accuracy.png", title=title)
-    plot_configuration_convergence(
-        {label: [i["history"] for i in items] for label, items in runs.items()}, out / "convergence.png", title=title
-    )
-    plot_gradient_magnitudes(
-        {label: summary[label]["gradients"] for label in labels}, out / "gradients.png", title=f"{title} (repeat mean)"
-    )
-    written = ["study.json", "study.md", "accuracy.png", "convergence.png", "gradients.png"]
+    plot_configuration_accuracy(labels, [summary[label] for label in labels], paths["accuracy.png"], title=title)
+    histories = {label: [i["history"] for i in items] for label, items in runs.items()}
+    plot_configuration_convergence(histories, paths["convergence.png"], title=title)
+    gradients = {label: summary[label]["gradients"] for label in labels}
+    plot_gradient_magnitudes(gradients, paths["gradients.png"], title=f"{title} (repeat mean)")
     rates = [
         (c.model.get("optimizer", "adam"), float(c.model["learning_rate"]),
          summary[c.label]["test_accuracy"]["mean"], summary[c.label]["test_accuracy"]["std"])
         for c in configs if "learning_rate" in c.model
     ]  # fmt: skip
     if len({rate[1] for rate in rates}) > 1:
-        plot_learning_rate_grid(rates, out / "learning_rates.png", title=title)
-        written.append("learning_rates.png")
-    echo(f"study: {out}/" + ", ".join(written))
-    return result
+        paths["learning_rates.png"] = plot_learning_rate_grid(rates, out / "learning_rates.png", title=title)
+    return paths
 
 
 def summarize_configuration(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -375,6 +405,8 @@ def study_markdown(result: dict[str, Any]) -> str:
         f" {config['train']['batch_size']} unless set. {repeats} repeat(s) per configuration; mean ± sample std"
         " (ddof=1), 95 % CI (Student t) of the test accuracy.\n\n",
     ]
+    if result.get("trainings_finished", 0) < result.get("trainings_planned", 0):
+        lines.append(Progress(result["trainings_finished"], result["trainings_planned"]).note("trainings") + ".\n\n")
     rows = []
     for label, s in summary.items():
         test = s["test_accuracy"]

@@ -8,8 +8,8 @@ accuracy. Bayesian optimization by default (200 trials); Hyperband and random se
 Every trial starts from the same seed, so trials differ by their hyperparameters only.
 
 A search is resumable: keras-tuner keeps its state in ``<out>/search`` and a rerun continues it
-(an interrupted trial is run again); ``overwrite=True`` starts afresh. Rerunning with a larger
-``max_trials`` extends a finished search.
+(an interrupted trial is run again); ``overwrite=True`` starts afresh, deleting what the earlier
+search wrote there and nothing else. Rerunning with a larger ``max_trials`` extends a finished search.
 
 Distributed: keras-tuner's chief/worker mode, driven by ``KERASTUNER_TUNER_ID``,
 ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` (set them before keras-tuner is imported;
@@ -45,7 +45,18 @@ from .. import models
 from ..data import DigitData, load_data, prepare, split_data, subsample
 from ..errors import LenetError
 from ..plots import plot_hparam_importance, plot_intermediate_values, plot_optimization_history
-from ..rundir import atomic_write, environment, markdown_table, open_run, write_json, write_text
+from ..rundir import (
+    CONFIG_FILE,
+    atomic_write,
+    clear_run,
+    environment,
+    markdown_table,
+    open_run,
+    record_written,
+    write_json,
+    write_text,
+)
+from ..seeds import check_seed, tuner_seed
 from ..training import TrainConfig, fit, set_seed
 
 TUNERS = ("bayesian", "hyperband", "random")
@@ -228,10 +239,12 @@ class _RecordsTuners:
         super().__init__(*args, **kwargs)
         self.tuner_of: dict[str, str] = {}
         self.deadline: float | None = None  # time.time() after which no trial starts (--time-budget)
+        self.stopped_by_deadline = False
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         if self.deadline is not None and time.time() >= self.deadline:
             # A STOPPED answer ends the search loop of whichever tuner asked; finished trials stay.
+            self.stopped_by_deadline = True
             return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
         return super().populate_space(trial_id)
 
@@ -286,15 +299,21 @@ class _ReportsEpochs:
             self.oracle.update_trial(trial.trial_id, metrics, step=epoch)
         self.trials_run += 1
         self.echo(
-            f"{self.tuner_id}: trial {trial.trial_id}: {OBJECTIVE} {summary[OBJECTIVE]:.4f} (best epoch"
+            f"{self.tuner_id}: trial {trial_number(trial.trial_id)}: {OBJECTIVE} {summary[OBJECTIVE]:.4f} (best epoch"
             f" {summary['best_epoch']:.0f}, {summary['epochs']:.0f} epochs, {summary['seconds']:.0f}s)"
         )
         return results
 
     def on_trial_end(self, trial: Any) -> None:
         if trial.status != "COMPLETED":  # keras-tuner says nothing about a failed trial by default
-            self.echo(f"{self.tuner_id}: trial {trial.trial_id} failed: {_last_line(trial.message)}")
+            self.echo(f"{self.tuner_id}: trial {trial_number(trial.trial_id)} failed: {_last_line(trial.message)}")
         super().on_trial_end(trial)
+
+
+def trial_number(trial_id: str) -> int:
+    """The trial's number as every output gives it: 1 for the first trial started (keras-tuner's
+    ids count from 0 in start order: trial 1 lives in ``search/trial_0``)."""
+    return int(trial_id) + 1
 
 
 class _Tuner(_ReportsEpochs, keras_tuner.Tuner):
@@ -315,8 +334,8 @@ def build_tuner(
     train = spec.train_config()
     common = {
         "objective": _objective(),
-        # keras-tuner draws a random seed for a seed of 0; shift so every seed is explicit.
-        "seed": spec.seed + 1,
+        # keras-tuner draws a random seed for a seed of 0: tuner_seed is never 0.
+        "seed": tuner_seed(spec.seed),
         "max_consecutive_failed_trials": spec.max_consecutive_failed_trials,
     }
     if spec.tuner == "hyperband":
@@ -373,46 +392,23 @@ def tune(
     completed (keras-tuner would otherwise call a failed trial the best).
     """
     spec.validate()
+    check_seed(spec.seed)
     out = Path(out)
     role = distributed_role()
     if role == "worker" and overwrite:
         raise LenetError("--overwrite applies to the chief (or a single-machine search), not to a worker")
     started = time.perf_counter()
-    if data is None:
-        data = load_data(source)
-    if spec.max_train:
-        data = subsample(data, spec.max_train, seed=spec.split_seed)
-    split = split_data(data, "evaluation", seed=spec.split_seed)
+    split, config = _search_inputs(spec, data, source)
+    resumed = _open_search(out, config, overwrite=overwrite, role=role)
     train = spec.train_config()
-    config = {
-        "kind": "tune",
-        "tuner": spec.tuner,
-        "objective": f"{OBJECTIVE} (max)",
-        "search_space": models.SEARCH_SPACE,
-        "train": train.to_dict(),
-        "hyperband_factor": HYPERBAND_FACTOR if spec.tuner == "hyperband" else None,
-        "seed": spec.seed,
-        "split_seed": spec.split_seed,
-        "split_sizes": {"train": len(split.y_train), "val": len(split.y_val)},
-        "max_train": spec.max_train,
-        "data_fingerprint": data.fingerprint(),
-    }
-    if overwrite:
-        for name in OUTPUTS:  # a fresh search must not leave an old best file behind
-            (out / name).unlink(missing_ok=True)
-    try:
-        resumed = open_run(out, config, force=overwrite)
-    except LenetError as exc:
-        if role != "worker":
-            raise
-        raise LenetError(f"{exc} (a worker needs the chief's options; --force is the chief's)") from None
-    echo(f"data: {data.source}; evaluation split: {len(split.y_train):,} train / {len(split.y_val):,} validation")
+    echo(f"data: {config['data_source']}; evaluation split: {len(split.y_train):,} train / {len(split.y_val):,}"
+         " validation")  # fmt: skip
     if spec.tuner == "hyperband":
         trials, epochs = hyperband_budget(train.epochs)
         echo(f"hyperband: {trials} trials, ≤ {train.epochs} epochs each, ≤ {epochs} epochs in all")
     else:
-        patience = f"early stopping with patience {train.patience}"
-        echo(f"{spec.tuner}: {spec.trials} trials, ≤ {train.epochs} epochs each ({patience})")
+        echo(f"{spec.tuner}: {spec.trials} trials, ≤ {train.epochs} epochs each (early stopping with patience"
+             f" {train.patience})")  # fmt: skip
 
     with warnings.catch_warnings():
         # Reporting per-epoch metrics (see _ReportsEpochs) takes a path keras-tuner calls deprecated.
@@ -428,21 +424,69 @@ def tune(
             return _work(tuner, split, echo)
         if resumed and tuner.oracle.trials:
             echo(f"resuming the search in {out}: {len(tuner.oracle.trials)} trial(s) already started")
-        stopped = None
-        if role == "chief":
-            stopped = _serve(tuner, echo)
-        else:
-            try:
-                tuner.search(
-                    prepare(split.x_train), split.y_train,
-                    validation_data=(prepare(split.x_val), split.y_val), epochs=train.epochs,
-                )  # fmt: skip
-            except RuntimeError as exc:  # keras-tuner's stop after too many consecutive failures
-                if "consecutive failures" not in str(exc):
-                    raise
-                stopped = str(exc).splitlines()[0]
-    return write_results(tuner.oracle, spec, out, config, data_source=data.source, stopped=stopped,
-                         seconds=time.perf_counter() - started, echo=echo)  # fmt: skip
+        stopped = _serve(tuner, echo) if role == "chief" else _search(tuner, split, train.epochs)
+    if stopped is None and tuner.oracle.stopped_by_deadline:
+        stopped = f"the time budget of {spec.time_budget:g} minute(s) ran out."
+        resumable = True
+    else:
+        resumable = False
+    return write_results(
+        tuner.oracle, spec, out, config, data_source=config["data_source"], stopped=stopped, resumable=resumable,
+        seconds=time.perf_counter() - started, echo=echo,
+    )  # fmt: skip
+
+
+def _search_inputs(spec: TuneSpec, data: DigitData | None, source: str | Path | None) -> tuple[Any, dict[str, Any]]:
+    """The evaluation split the search trains on, and the search's recorded configuration."""
+    if data is None:
+        data = load_data(source)
+    if spec.max_train:
+        data = subsample(data, spec.max_train, seed=spec.split_seed)
+    split = split_data(data, "evaluation", seed=spec.split_seed)
+    config = {
+        "kind": "tune",
+        "tuner": spec.tuner,
+        "objective": f"{OBJECTIVE} (max)",
+        "search_space": models.SEARCH_SPACE,
+        "train": spec.train_config().to_dict(),
+        "hyperband_factor": HYPERBAND_FACTOR if spec.tuner == "hyperband" else None,
+        "seed": spec.seed,
+        "split_seed": spec.split_seed,
+        "split_sizes": {"train": len(split.y_train), "val": len(split.y_val)},
+        "max_train": spec.max_train,
+        "data_fingerprint": data.fingerprint(),
+    }
+    return split, config | {"data_source": data.source}
+
+
+def _open_search(out: Path, config: dict[str, Any], *, overwrite: bool, role: str) -> bool:
+    """Open (or resume) the search's run directory: ``overwrite`` deletes what an earlier search
+    wrote there (its outputs and keras-tuner's project), and nothing else."""
+    recorded = {k: v for k, v in config.items() if k != "data_source"}
+    try:
+        if overwrite and (out / CONFIG_FILE).is_file():
+            clear_run(out)  # afresh even when the configuration is the same
+        resumed = open_run(out, recorded, force=overwrite)
+    except LenetError as exc:
+        if role != "worker":
+            raise
+        raise LenetError(f"{exc} (a worker needs the chief's options; --force is the chief's)") from None
+    record_written(out / PROJECT)  # keras-tuner writes it, not lenet_tf.rundir: listed for --overwrite
+    return resumed
+
+
+def _search(tuner: keras_tuner.Tuner, split: Any, epochs: int) -> str | None:
+    """Run the search on this machine; why it stopped early (None: it did not)."""
+    try:
+        tuner.search(
+            prepare(split.x_train), split.y_train,
+            validation_data=(prepare(split.x_val), split.y_val), epochs=epochs,
+        )  # fmt: skip
+    except RuntimeError as exc:  # keras-tuner's stop after too many consecutive failures
+        if "consecutive failures" not in str(exc):
+            raise
+        return str(exc).splitlines()[0]
+    return None
 
 
 def _work(tuner: keras_tuner.Tuner, split: Any, echo: Callable[[str], None]) -> dict[str, Any]:
@@ -528,7 +572,7 @@ def trials_table(oracle: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every trial in start order (one row each) and every trial's per-epoch metrics."""
     rows, epoch_rows = [], []
     tuner_of = getattr(oracle, "tuner_of", {})
-    for number, trial_id in enumerate(oracle.start_order, start=1):
+    for trial_id in oracle.start_order:
         trial = oracle.trials[trial_id]
         values = trial.hyperparameters.values
         metrics = trial.metrics
@@ -538,7 +582,7 @@ def trials_table(oracle: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
 
         completed = trial.status == "COMPLETED"
         row: dict[str, Any] = {
-            "trial": number,
+            "trial": trial_number(trial_id),
             "trial_id": trial_id,
             "status": trial.status,
             OBJECTIVE: float(trial.score) if completed and trial.score is not None else None,
@@ -637,16 +681,19 @@ def write_results(
     *,
     data_source: str,
     stopped: str | None = None,
+    resumable: bool = False,
     seconds: float | None = None,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Write the trials table, plots, summary and (when a trial completed) best_hparams.json."""
+    """Write the trials table, plots, summary and (when a trial completed) best_hparams.json.
+
+    ``stopped``: why the search ended before its budget; ``resumable``: whether rerunning the
+    same command continues it (a time budget ran out) or not (keras-tuner's failure limit)."""
     out = Path(out)
     table, epochs = trials_table(oracle)
     atomic_write(out / TRIALS_FILE, lambda tmp: table.to_csv(tmp, index=False))
     atomic_write(out / EPOCHS_FILE, lambda tmp: epochs.to_csv(tmp, index=False))
     done = table[table["status"] == "COMPLETED"] if len(table) else table
-    title = f"{spec.tuner} search"
     if done.empty:
         (out / BEST_FILE).unlink(missing_ok=True)
         error = next((e for e in reversed(list(table["error"])) if e), "") if len(table) else ""
@@ -655,13 +702,40 @@ def write_results(
             + (f"; the last error: {error}" if error else "")
             + f" (details in {out / PROJECT}/trial_*/trial.json)"
         )
+    summary = _best_summary(table, spec, config) | {"stopped": stopped, "resumable": resumable}
+    summary |= {"data_source": data_source, "results": str(out), "environment": environment()}
+    if seconds is not None:
+        summary["session_seconds"] = round(seconds, 2)
+    write_json(out / BEST_FILE, summary)
+    importance, note = _write_plots(table, epochs, summary, spec, out)
+    write_text(out / SUMMARY_FILE, summary_markdown(summary, table, importance, note))
+    if stopped and resumable:
+        echo(f"the search stopped early: {stopped} Results cover the {len(done)} completed trial(s);"
+             " rerun the same command to continue it")  # fmt: skip
+    elif stopped:
+        echo(
+            f"warning: the search stopped early: {stopped} Results cover the {len(done)} completed trial(s);"
+            f" the error column of {out / TRIALS_FILE} says why trials failed. keras-tuner will not go on with this"
+            " search: fix the cause and start afresh with --overwrite"
+        )
+    echo(
+        f"best {OBJECTIVE} {summary[OBJECTIVE]:.4f} (trial {summary['trial']}) of {len(done)} completed trial(s);"
+        f" {out / BEST_FILE}, {out / TRIALS_FILE}, {out / SUMMARY_FILE} and plots in {out}"
+    )
+    return summary
+
+
+def _best_summary(table: pd.DataFrame, spec: TuneSpec, config: dict[str, Any]) -> dict[str, Any]:
+    """The best completed trial and the search's counts and timings."""
+    done = table[table["status"] == "COMPLETED"]
     best = done.loc[done[OBJECTIVE].idxmax()]
     hparams = models.LeNetHParams.from_dict({name: _plain(best[name]) for name in models.SEARCH_SPACE})
-    hparams.validate(source=f"trial {best['trial_id']}")
-    summary = {
+    hparams.validate(source=f"trial {best['trial']}")
+    return {
         "hparams": hparams.to_dict(),
         "objective": OBJECTIVE,
         OBJECTIVE: float(best[OBJECTIVE]),
+        "trial": int(best["trial"]),
         "trial_id": str(best["trial_id"]),
         "tuner_id": str(best["tuner_id"]),
         "best_epoch": _plain(best["best_epoch"]),
@@ -675,45 +749,30 @@ def write_results(
         "train_seconds": round(float(done["seconds"].fillna(0).sum()), 2),
         "seconds_per_trial": round(float(done["seconds"].mean()), 2),
         "epochs_per_trial": round(float(done["epochs"].astype(float).mean()), 2),
-        "stopped": stopped,
         "config": config,
-        "data_source": data_source,
-        "results": str(out),
-        "environment": environment(),
     }
-    if seconds is not None:
-        summary["session_seconds"] = round(seconds, 2)
-    write_json(out / BEST_FILE, summary)
 
+
+def _write_plots(
+    table: pd.DataFrame, epochs: pd.DataFrame, summary: dict[str, Any], spec: TuneSpec, out: Path
+) -> tuple[pd.DataFrame | None, str]:
+    """The three plots, every trial named by its number (the trials table's ``trial`` column)."""
+    title = f"{spec.tuner} search"
     plot_optimization_history(list(table[OBJECTIVE].where(table[OBJECTIVE].notna(), None)), out / PLOTS[0], title)
     curves = [
-        (trial_id, list(group["epoch"]), list(group[OBJECTIVE]))
+        (str(trial_number(trial_id)), list(group["epoch"]), list(group[OBJECTIVE]))
         for trial_id, group in epochs.groupby("trial_id", sort=False)
     ]
-    plot_intermediate_values(curves, out / PLOTS[1], title, best=summary["trial_id"])
+    plot_intermediate_values(curves, out / PLOTS[1], title, best=str(summary["trial"]))
     importance, note = hparam_importance(table, seed=spec.seed)
     if importance is None:
         plot_hparam_importance([], [], [], out / PLOTS[2], title, note=note)
     else:
         plot_hparam_importance(
-            list(importance["hyperparameter"]),
-            list(importance["importance"]),
-            list(importance["std"]),
-            out / PLOTS[2],
-            title,
-        )
-    write_text(out / SUMMARY_FILE, summary_markdown(summary, table, importance, note))
-    if stopped:
-        echo(
-            f"warning: the search stopped early: {stopped} Results cover the {len(done)} completed trial(s);"
-            f" the error column of {out / TRIALS_FILE} says why trials failed. keras-tuner will not go on with this"
-            " search: fix the cause and start afresh with --overwrite"
-        )
-    echo(
-        f"best {OBJECTIVE} {summary[OBJECTIVE]:.4f} (trial {summary['trial_id']}) of {len(done)} completed trial(s);"
-        f" {out / BEST_FILE}, {out / TRIALS_FILE}, {out / SUMMARY_FILE} and plots in {out}"
-    )
-    return summary
+            list(importance["hyperparameter"]), list(importance["importance"]), list(importance["std"]),
+            out / PLOTS[2], title,
+        )  # fmt: skip
+    return importance, note
 
 
 def _plain(value: Any) -> Any:
@@ -740,16 +799,17 @@ def summary_markdown(summary: dict[str, Any], table: pd.DataFrame, importance: p
         f" {summary['epochs_per_trial']:.1f} epochs per completed trial.\n",
     ]
     if summary["stopped"]:
-        lines.append(f"\n**The search stopped early:** {summary['stopped']}\n")
+        rerun = " Rerun the same command to continue it." if summary.get("resumable") else ""
+        lines.append(f"\n**The search stopped early:** {summary['stopped']}{rerun}\n")
     lines.append(
-        f"\nBest: trial {summary['trial_id']} (tuner {summary['tuner_id']}), {OBJECTIVE}"
+        f"\nBest: trial {summary['trial']} (tuner {summary['tuner_id']}), {OBJECTIVE}"
         f" **{summary[OBJECTIVE]:.4f}** at epoch {summary['best_epoch']}.\n\n"
     )
     published = models.OPTIMIZED_HPARAMS.to_dict()
     rows = [[name, _fmt(value), _fmt(published[name])] for name, value in summary["hparams"].items()]
     lines.append("## Best hyperparameters\n\n" + markdown_table(["hyperparameter", "best", "published"], rows))
     done = table[table["status"] == "COMPLETED"].sort_values(OBJECTIVE, ascending=False).head(10)
-    columns = ["trial_id", OBJECTIVE, "epochs", "seconds", "tuner_id", *models.SEARCH_SPACE]
+    columns = ["trial", OBJECTIVE, "epochs", "seconds", "tuner_id", *models.SEARCH_SPACE]
     top = [[_fmt(row[c]) for c in columns] for _, row in done.iterrows()]
     lines.append(f"\n## Top {len(top)} trials\n\n" + markdown_table(columns, top))
     lines.append("\n## Hyperparameter importance\n\n")
