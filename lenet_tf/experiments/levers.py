@@ -23,6 +23,7 @@ from ..data import DigitData, load_data, split_data, subsample
 from ..ensemble import FLAGSHIP, flagship_train_config
 from ..models import get_builder
 from ..rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from ..seeds import member_seed
 from ..training import TrainConfig, train, train_together
 
 LEVERS_DIR = "levers"
@@ -139,11 +140,11 @@ def measure_levers(
             builder = get_builder(lever.model)
             if lever.together == 1:
                 model, result = train(
-                    builder, split, config=lever.train, seed=seed, progress=progress, callbacks=[timer]
+                    builder, split, config=lever.train, seed=member_seed(seed, 0), progress=progress, callbacks=[timer]
                 )
                 results = [result]
             else:
-                seeds = [seed + i for i in range(lever.together)]
+                seeds = [member_seed(seed, i) for i in range(lever.together)]
                 models, results = train_together(
                     builder, split, members=lever.together, config=lever.train, seeds=seeds, progress=progress,
                     callbacks=[timer],
