@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from . import options
 from .data import DigitData, Split, load_data, split_data, subsample
 from .ensemble import Ensemble, refit_members, train_members
 from .errors import LenetError
@@ -31,24 +32,16 @@ from .models import model_title, resolve_model
 from .plots import plot_convergence
 from .rundir import environment, markdown_table, open_run, write_json, write_text
 from .submission import write_submission
-from .training import FitResult, TrainConfig, accuracy
+from .training import FitResult, accuracy
 
 
 @dataclass(frozen=True)
-class JobSpec:
+class JobSpec(options.JobOptions):
     """What to train: a registered model (``--hparams`` file for ``optimized``), how many members,
-    on which split protocol, with which seeds and fit protocol."""
+    on which split protocol, with which seeds and fit protocol (the fields: options.JobOptions)."""
 
-    model: str = "optimized"
-    members: int = 1
-    protocol: str = "deployment"
-    seed: int = 0
-    split_seed: int = 0
-    max_train: int | None = None
-    hparams_path: str | None = None
-    train: TrainConfig = field(default_factory=TrainConfig)
-    refit: bool = False  # retrain each member on train + validation for its best epoch count
-    tta: int = 0  # augmented copies of each test image averaged in at prediction
+    def validate(self) -> JobSpec:
+        return options.validate(self)
 
     def extras(self) -> dict[str, Any]:
         """Options recorded in config.json only when used (older runs keep resuming). ``tta``
@@ -117,7 +110,7 @@ def run_training(
 ) -> dict[str, Any]:
     """Run a training job into ``out`` and return its metrics (also written to metrics.json)."""
     out = Path(out)
-    spec.train.validate()
+    spec.validate()
     started = time.perf_counter()
     job = prepare_job(
         spec.model, spec.hparams_path, protocol=spec.protocol, split_seed=spec.split_seed,
