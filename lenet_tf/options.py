@@ -492,7 +492,8 @@ class StudyOptions(SeedOptions):
         Rule(lambda v: v["name"] == "batch_size" and v["batch_size"] != 32,
              "{batch_size} does not apply to the batch_size study: each configuration sets its own"),
     )  # fmt: skip
-    name: str = option("activation", kind="str", choices=STUDY_NAMES, required=True, help="the study")
+    # Not argparse choices: the library accepts any named set of configurations, and says which exist.
+    name: str = option("activation", kind="str", required=True, help="the study: " + ", ".join(STUDY_NAMES))
     repeats: int = _int(3, "trainings per configuration")
     train: TrainConfig = field(default_factory=TrainConfig)
 

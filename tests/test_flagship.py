@@ -24,13 +24,13 @@ FAST = TrainConfig(epochs=2, batch_size=64, patience=2)
 
 
 def test_new_options_are_validated() -> None:
-    with pytest.raises(LenetError, match="--lr-schedule must be one of"):
+    with pytest.raises(LenetError, match="lr_schedule must be one of"):
         TrainConfig(lr_schedule="linear").validate()
-    with pytest.raises(LenetError, match="--input-pipeline must be one of"):
+    with pytest.raises(LenetError, match="input_pipeline must be one of"):
         TrainConfig(input_pipeline="torch").validate()
-    with pytest.raises(LenetError, match="--learning-rate must be a number"):
+    with pytest.raises(LenetError, match="learning_rate must be a number"):
         TrainConfig(learning_rate=0.0).validate()
-    with pytest.raises(LenetError, match="--steps-per-execution must be an integer ≥ 1"):
+    with pytest.raises(LenetError, match="steps_per_execution must be an integer ≥ 1"):
         TrainConfig(steps_per_execution=0).validate()
 
 
@@ -162,7 +162,7 @@ def test_tta_uses_the_members_own_augmentation_strengths(tiny, tmp_path: Path) -
     np.testing.assert_allclose(loaded.predict_proba(tiny.test_images, tta=2), plain, atol=1e-6)
     assert not np.allclose(Ensemble([model]).predict_proba(tiny.test_images, tta=2), plain, atol=1e-6)
     (run / "config.json").write_text(json.dumps({"train": {"augment_zoom": 5}}))
-    with pytest.raises(LenetError, match=r"config.json: bad augmentation settings \(--augment-zoom must be"):
+    with pytest.raises(LenetError, match=r"config.json: bad augmentation settings \(augment_zoom must be"):
         Ensemble.load(run)
 
 
