@@ -93,6 +93,8 @@ class Ensemble:
         paths = sorted(directory.glob("member_*.keras"))
         if not paths:
             raise LenetError(f"{directory}: no saved members (member_XX.keras) there")
+        if limit and limit > len(paths):  # silently using fewer would mislabel the submission
+            raise LenetError(f"{directory}: holds {len(paths)} members; {limit} were asked for")
         paths = paths[:limit] if limit else paths
         models = []
         for path in paths:
