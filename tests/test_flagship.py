@@ -34,14 +34,6 @@ def test_new_options_are_validated() -> None:
         TrainConfig(steps_per_execution=0).validate()
 
 
-def test_config_records_only_the_options_in_use() -> None:
-    # Runs recorded before the flagship options existed must still match (and resume).
-    assert TrainConfig().to_dict() == {"epochs": 100, "batch_size": 32, "patience": 5, "monitor": "val_accuracy"}
-    recorded = TrainConfig(augment=True, lr_schedule="cosine").to_dict()
-    assert recorded["augment"] is True and recorded["lr_schedule"] == "cosine"
-    assert "input_pipeline" not in recorded
-
-
 def test_wide_lenet5_shape() -> None:
     model = wide_lenet5()
     assert model.count_params() == 120_382
