@@ -32,6 +32,7 @@ class Option:
     low: float | None = None
     high: float | None = None
     low_open: bool = False  # (low, high] rather than [low, high]
+    high_open: bool = False  # [low, high) rather than [low, high]
     choices: tuple[str, ...] | None = None
     nullable: bool = False  # None is allowed (and means "the default behaviour" the help describes)
     flag: str | None = None  # the command line's name when it is not the field's (``split`` for protocol)
@@ -57,7 +58,8 @@ class Option:
             return "a string"
         noun = self.noun or ("an integer" if self.kind in ("int", "ints") else "a number")
         if self.low is not None and self.high is not None:
-            return f"{noun} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+            opening, closing = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{noun} in {opening}{self.low:g}, {self.high:g}{closing}"
         if self.low is not None:
             return f"{noun} {'>' if self.low_open else '≥'} {self.low:g}"
         return noun
@@ -95,7 +97,7 @@ class Option:
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
-        return self.high is None or value <= self.high
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
     def parse(self, text: str) -> Any:
         """The argparse ``type``: ``text`` converted and checked (argparse names the flag)."""
