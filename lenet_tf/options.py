@@ -366,6 +366,8 @@ class TrainConfig:
         help="numpy arrays into model.fit or a cached, prefetched tf.data pipeline",
     )
     steps_per_execution: int = _int(1, "batches per compiled call")
+    label_smoothing: float = option(0.0, kind="float", low=0, high=1, high_open=True,
+                                    help="train on targets 1 - ε for the true digit and ε/9 elsewhere")  # fmt: skip
     # False: keep the last epoch's weights (the flagship's fixed cosine schedule ends at its best).
     restore_best: bool = option(True, kind="bool", flag="final-weights", invert=True,
                                 help="keep the last epoch's weights instead of restoring the best validation "

@@ -89,6 +89,24 @@ def config_augmentation(config: TrainConfig, seed: int) -> keras.Sequential:
     return augmentation(seed, shift=config.augment_shift, rotation=config.augment_rotation, zoom=config.augment_zoom)
 
 
+@keras.saving.register_keras_serializable(package="lenet_tf")
+class SmoothedCrossentropy(keras.losses.Loss):
+    """Keras' categorical cross-entropy with ``label_smoothing``, on the package's integer labels
+    (Keras 3's sparse cross-entropy has no smoothing). Registered, so saved members load."""
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "smoothed_crossentropy", **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1])
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
 def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
     """The model that ``fit`` runs: ``model`` itself, or ``model`` behind the augmentation layers.
 
@@ -99,7 +117,7 @@ def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
         if not isinstance(model.optimizer.learning_rate, keras.Variable):
             raise LenetError("--learning-rate cannot replace this model's learning-rate schedule")
         model.optimizer.learning_rate = float(config.learning_rate)
-    if not config.augment and config.steps_per_execution == 1:
+    if not config.augment and config.steps_per_execution == 1 and not config.label_smoothing:
         return model
     trainer = model
     if config.augment:
@@ -108,7 +126,7 @@ def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
         trainer = keras.Sequential(layers_, name=f"{model.name}_trainer")
     trainer.compile(
         optimizer=model.optimizer,
-        loss=model.loss,
+        loss=SmoothedCrossentropy(config.label_smoothing) if config.label_smoothing else model.loss,
         metrics=["accuracy"],
         steps_per_execution=config.steps_per_execution,
     )

@@ -236,3 +236,29 @@ def test_parser_functions_stay_short() -> None:
         if inspect.isfunction(obj) and obj.__module__ == cli.__name__
     }
     assert {name: n for name, n in long.items() if n > 60} == {}
+
+
+def test_label_smoothing_changes_the_training_loss(tiny, tmp_path: Path) -> None:
+    import keras
+    import numpy as np
+
+    from lenet_tf.data import split_data
+    from lenet_tf.models import classic_lenet5
+    from lenet_tf.training import _trainer, train
+
+    labels = np.array([3, 7])
+    probabilities = np.full((2, 10), 0.05, dtype="float32")
+    probabilities[0, 3] = probabilities[1, 1] = 0.55
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(keras.ops.one_hot(labels, 10), probabilities)
+    plain = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
+    trainer = _trainer(classic_lenet5(), TrainConfig(label_smoothing=0.2), seed=0)
+    assert float(trainer.loss(labels, probabilities)) == pytest.approx(float(smoothed), rel=1e-6)
+    assert float(smoothed) != pytest.approx(float(plain), rel=1e-3)
+    assert _trainer(classic_lenet5(), TrainConfig(), seed=0).loss == "sparse_categorical_crossentropy"
+    # A member trained with it saves and loads like any other.
+    config = TrainConfig(epochs=1, batch_size=64, label_smoothing=0.1)
+    model, result = train(classic_lenet5, split_data(tiny, "deployment"), config=config, progress=False)
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").count_params() == model.count_params()
+    with pytest.raises(LenetError, match=r"^label_smoothing must be a number in \[0, 1\), got 1.0$"):
+        TrainConfig(label_smoothing=1.0).validate()
