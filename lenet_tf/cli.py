@@ -109,7 +109,6 @@ class Command:
     groups: Sequence[Group]
     run: Callable[[argparse.Namespace], None]
     extra: Callable[[argparse.ArgumentParser], None] | None = None  # options outside the specs
-    spec: type | None = None  # the class whose fields and rules the parsed options are checked against
 
 
 def _recipe(parser: argparse.ArgumentParser) -> None:
@@ -238,12 +237,13 @@ def _spec_kwargs(cls: type, args: argparse.Namespace, **resolved: Any) -> dict[s
     return kwargs
 
 
-def _data(args: argparse.Namespace) -> Any:
+def _data(args: argparse.Namespace, *, tensorflow: bool = True) -> Any:
     """The data (read before TensorFlow starts: a bad file is reported at once), then TensorFlow."""
     from .data import load_data
 
     data = load_data(args.data, test=args.test)
-    quiet_tensorflow_import()
+    if tensorflow:
+        quiet_tensorflow_import()
     return data
 
 
@@ -329,7 +329,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 def _explore(args: argparse.Namespace) -> None:
     _spec_kwargs(opt.ExploreOptions, args)
-    data = _data(args)
+    data = _data(args, tensorflow=args.model_run is not None)  # the figures alone need no TensorFlow
     from .experiments.exploration import explore
 
     explore(data, args.out, model_run=args.model_run, members=args.members, seed=args.seed)

@@ -76,6 +76,8 @@ def test_cli_constants_match_the_library() -> None:
     )  # fmt: skip
     assert tuning.TuneSpec().max_consecutive_failed_trials == tuning.MAX_CONSECUTIVE_FAILED_TRIALS
     assert cli.parse_args(["tune"]).out == str(DEFAULT_BEST_HPARAMS.parent)
+    hparams = next(o for f, o in opt.option_fields(opt.ModelOptions) if f.name == "hparams_path")
+    assert str(DEFAULT_BEST_HPARAMS) in hparams.help
 
 
 # Options a command cannot honour: one line, exit 2, before any data is read (--data names a
