@@ -389,6 +389,20 @@ def _idle_strengths(values: Mapping[str, Any]) -> bool:
     return changed and not values.get("augment") and not values.get("tta")
 
 
+def _run_trains_nothing(values: Mapping[str, Any]) -> bool:
+    """robustness attacks a finished run and trains no adversarial variant."""
+    return values["run"] is not None and not values["adversarial_training"]
+
+
+def _default(name: str) -> Any:
+    return next(f.default for f in fields(RobustnessOptions) if f.name == name)
+
+
+def _fit_changed(values: Mapping[str, Any]) -> bool:
+    """Some fit option differs from the reference protocol's."""
+    return any(values.get(f.name, f.default) != f.default for f in fields(TrainConfig))
+
+
 IDLE_STRENGTHS = Rule(_idle_strengths, "{augment_shift}, {augment_rotation} and {augment_zoom} apply with {augment}"
                       " only: without it nothing is augmented")  # fmt: skip
 
@@ -460,11 +474,14 @@ class LearningCurveOptions(SeedOptions, ModelOptions):
 class RobustnessOptions(SeedOptions):
     RULES: ClassVar[tuple[Rule, ...]] = (
         IDLE_STRENGTHS,
-        Rule(lambda v: v["augment"] and v["adversarial_training"] and v["run"] is None,
+        Rule(lambda v: v["augment"] and v["adversarial_training"],
              "{augment} cannot be combined with adversarial training: the FGSM step is the model's own train_step, "
              "which the augmentation wrapper would bypass (turn one off: {adversarial_training})"),
         Rule(lambda v: v["run"] is not None and v["max_train"] is not None,
              "{max_train} does not apply with {run}: the run's own split and data are used"),
+        Rule(lambda v: _run_trains_nothing(v) and (_fit_changed(v) or v["repeats"] != _default("repeats")),
+             "with {run} and no adversarial training ({adversarial_training}) nothing is trained: the fit options "
+             "and {repeats} do not apply"),
     )  # fmt: skip
     model: str | None = override(ModelOptions, "model", None, nullable=True,
                                  help="a registered model (needed unless --run gives the model)")  # fmt: skip

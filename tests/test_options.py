@@ -85,6 +85,8 @@ def test_cli_constants_match_the_library() -> None:
 REFUSED = [
     (["robustness", "--model", "standard", "--augment"], "--augment cannot be combined with adversarial training"),
     (["robustness", "--run", "r", "--max-train", "100"], "--max-train does not apply with --run"),
+    (["robustness", "--run", "r", "--no-adversarial-training", "--epochs", "3"],
+     "with --run and no adversarial training (--no-adversarial-training) nothing is trained"),
     (["study", "--name", "optimizer", "--learning-rate", "0.01"],
      "--learning-rate does not apply to the optimizer study"),
     (["study", "--name", "optimizer", "--lr-schedule", "cosine"], "--lr-schedule does not apply to the optimizer"),
