@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )  # fmt: skip
         for title, cls, defaults in command.groups:
+            title = f"{name} options" if title == "options" else title  # argparse's own "options" holds -h
             opt.add_options(p.add_argument_group(title), cls, defaults=defaults)
         if command.extra is not None:
             command.extra(p)
