@@ -12,46 +12,18 @@ from tqdm.auto import tqdm
 
 from .data import Split
 from .errors import LenetError
+from .options import FLAGSHIP, from_dests  # the recipe is data, declared with the options it sets
 from .rundir import CONFIG_FILE, read_json, save_model, write_json
 from .seeds import member_seed
 from .training import FitResult, TrainConfig, predict_proba, refit, train
 
 # `make ensemble` / `lenet-tf ensemble --recipe flagship`: what careful training makes of small
 # LeNets on a 2-core CPU (measured in the README's flagship section and BENCHMARKS.md).
-FLAGSHIP: dict[str, object] = {
-    # LeNet-5 with batch normalisation and 32/64 filters (465k parameters): one member reaches the
-    # validation accuracy of five wide LeNet-5s (120k, no normalisation) at 15 epochs; three fit
-    # the 30-minute budget (the levers and the runs are in the README's flagship section).
-    "model": "lenet5-bn",
-    "members": 3,
-    "epochs": 15,
-    "batch_size": 128,
-    "patience": 15,
-    "augment": True,
-    # ±14.4° rotations (the package's default): ±10° made the first two members worse
-    # (0.9942 / 0.9928 against 0.9944 / 0.9940, README's flagship levers).
-    "augment_rotation": 14.4,
-    "lr_schedule": "cosine",
-    "learning_rate": 2e-3,
-    # The cosine schedule ends at (or next to) the best epoch, so the members train all epochs and keep
-    # their last weights; the validation images choose no weights, but the recipe was chosen on them.
-    "final_weights": True,
-    "refit": False,  # a second training of every member on all labels: over the 30-minute budget
-    # Test-time augmentation (4 copies) lifted a single wide member by ~0.1 point but not the
-    # average of five, at ~2.5 minutes of prediction: off, `--tta N` to use it.
-    "tta": 0,
-    # 8 training steps per call into the graph: the same arithmetic, less per-step overhead.
-    "steps_per_execution": 8,
-}
 
 
 def flagship_train_config() -> TrainConfig:
     """The flagship's :class:`TrainConfig` (its FLAGSHIP entries that are fit options)."""
-    names = (
-        "epochs", "batch_size", "patience", "augment", "augment_rotation", "lr_schedule", "learning_rate",
-        "steps_per_execution",
-    )  # fmt: skip
-    return TrainConfig(**{name: FLAGSHIP[name] for name in names}, restore_best=not FLAGSHIP["final_weights"])
+    return TrainConfig(**from_dests(TrainConfig, FLAGSHIP))
 
 
 MEMBERS_DIR = "members"
@@ -117,6 +89,8 @@ class Ensemble:
         paths = sorted(directory.glob("member_*.keras"))
         if not paths:
             raise LenetError(f"{directory}: no saved members (member_XX.keras) there")
+        if limit and limit > len(paths):  # silently using fewer would mislabel the submission
+            raise LenetError(f"{directory}: holds {len(paths)} members; {limit} were asked for")
         paths = paths[:limit] if limit else paths
         models = []
         for path in paths:

@@ -28,6 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import options
 from .data import DigitData, Split, TestData, load_data, load_test_data, split_data, subsample
 from .ensemble import REFIT_DIR, Ensemble, refit_members, train_members
 from .errors import LenetError
@@ -35,26 +36,16 @@ from .models import model_title, resolve_model
 from .plots import plot_convergence
 from .rundir import CONFIG_FILE, environment, markdown_table, open_run, read_json, write_json, write_text
 from .submission import write_submission
-from .training import FitResult, TrainConfig, accuracy
+from .training import FitResult, accuracy
 
 
 @dataclass(frozen=True)
-class JobSpec:
+class JobSpec(options.JobOptions):
     """What to train: a registered model (``--hparams`` file for ``optimized``), how many members,
-    on which split protocol, with which seeds and fit protocol."""
+    on which split protocol, with which seeds and fit protocol (the fields: options.JobOptions)."""
 
-    model: str = "optimized"
-    members: int = 1
-    protocol: str = "deployment"
-    seed: int = 0
-    split_seed: int = 0
-    max_train: int | None = None
-    hparams_path: str | None = None
-    train: TrainConfig = field(default_factory=TrainConfig)
-    # Retrain each member on train + validation for its best epoch count. Not part of the members'
-    # identity in config.json: a refit is a later stage that reuses the finished members.
-    refit: bool = False
-    tta: int = 0  # augmented copies of each test image averaged in at prediction (metrics.json records it)
+    def validate(self) -> JobSpec:
+        return options.validate(self)
 
 
 @dataclass
@@ -149,6 +140,7 @@ def run_training(
     """Run a training job into ``out``: train (or load) the members, refit them with ``spec.refit``,
     evaluate, write the submission and the run's files, and return them as a :class:`TrainingResult`."""
     out = Path(out)
+    spec.validate()
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     job, config, resumed = _open_job(spec, out, data=data, source=source, force=force, echo=echo)
@@ -181,11 +173,8 @@ def _open_job(
     force: bool,
     echo: Callable[[str], None],
 ) -> tuple[JobInputs, dict[str, Any], bool]:
-    """Validate ``spec``, prepare the job's inputs and create or reopen the run directory:
+    """Prepare the job's inputs (``spec`` already validated) and create or reopen the run directory:
     the inputs, the configuration recorded in config.json, whether the run resumes."""
-    spec.train.validate()
-    if isinstance(spec.tta, bool) or not isinstance(spec.tta, int) or spec.tta < 0:
-        raise LenetError(f"--tta must be an integer ≥ 0, got {spec.tta!r}")
     job = prepare_job(
         spec.model, spec.hparams_path, protocol=spec.protocol, split_seed=spec.split_seed,
         max_train=spec.max_train, data=data, source=source, echo=echo,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import keras
@@ -23,74 +23,18 @@ from tqdm.keras import TqdmCallback
 from . import interrupts
 from .data import IMAGE_SIDE, Split, prepare
 from .errors import LenetError
+from .options import (  # noqa: F401  (TrainConfig and its constants live with the other options)
+    AUGMENT_ROTATION,
+    AUGMENT_SHIFT,
+    AUGMENT_ZOOM,
+    INPUT_PIPELINES,
+    LR_SCHEDULES,
+    TrainConfig,
+)
 
-LR_SCHEDULES = ("constant", "cosine", "plateau")
-INPUT_PIPELINES = ("numpy", "tfdata")
-# Augmentation strengths: shifts up to 10 % of the side (±2.8 px), rotations up to ±0.04 turn
-# (±14°), zoom ±10 %. Small enough that a digit stays the same digit (a 6 never becomes a 9).
-AUGMENT_SHIFT = 0.1  # fraction of the image side
-AUGMENT_ROTATION = 14.4  # degrees either way (Keras' factor 0.04 of a full turn)
-AUGMENT_ZOOM = 0.1  # fraction either way
 PREDICT_BATCH = 1024
 PLATEAU_FACTOR = 0.5
 PLATEAU_PATIENCE = 2
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a model is fitted. Defaults are the reference study's protocol."""
-
-    epochs: int = 100
-    batch_size: int = 32
-    patience: int = 5
-    monitor: str = "val_accuracy"
-    augment: bool = False  # random shifts, rotations and zoom of every training batch
-    # How far the augmentation goes (used only with ``augment``): shift and zoom as fractions
-    # of the image side, rotation in degrees, each drawn uniformly in ±value.
-    augment_shift: float = AUGMENT_SHIFT
-    augment_rotation: float = AUGMENT_ROTATION
-    augment_zoom: float = AUGMENT_ZOOM
-    lr_schedule: str = "constant"  # constant | cosine (to 0 over `epochs`) | plateau (halve after 2 flat epochs)
-    learning_rate: float | None = None  # None: the rate the builder compiled the model with
-    input_pipeline: str = "numpy"  # numpy arrays straight into fit, or a cached, prefetched tf.data
-    steps_per_execution: int = 1
-    # False: train all epochs (no early stopping) and keep the last weights, so the validation images
-    # choose neither weights nor epochs; a recipe tuned on them (the flagship's) still biases their figure.
-    restore_best: bool = True
-
-    def validate(self) -> TrainConfig:
-        for name in ("epochs", "batch_size", "patience", "steps_per_execution"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "patience" else 1):
-                low = 0 if name == "patience" else 1
-                raise LenetError(f"--{name.replace('_', '-')} must be an integer ≥ {low}, got {value!r}")
-        if self.monitor not in ("val_accuracy", "val_loss"):
-            raise LenetError(f"monitor must be val_accuracy or val_loss, got {self.monitor!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise LenetError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.input_pipeline not in INPUT_PIPELINES:
-            raise LenetError(
-                f"--input-pipeline must be one of {', '.join(INPUT_PIPELINES)}, got {self.input_pipeline!r}"
-            )
-        for name, high in (("augment_shift", 0.5), ("augment_rotation", 180.0), ("augment_zoom", 0.9)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
-                raise LenetError(f"--{name.replace('_', '-')} must be a number in [0, {high:g}], got {value!r}")
-        if not isinstance(self.restore_best, bool):
-            raise LenetError(f"restore_best must be true or false, got {self.restore_best!r}")
-        rate = self.learning_rate
-        if rate is not None and (
-            isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 10 or rate != rate
-        ):
-            raise LenetError(f"--learning-rate must be a number in (0, 10], got {rate!r}")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """The configuration as recorded in a run's config.json. Options left at their defaults
-        are omitted, so runs recorded before those options existed still resume as the same run."""
-        values = asdict(self)
-        base = ("epochs", "batch_size", "patience", "monitor")
-        return {k: v for k, v in values.items() if k in base or v != _DEFAULTS[k]}
 
 
 @dataclass
@@ -109,8 +53,6 @@ class FitResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
 def set_seed(seed: int) -> None:
@@ -148,6 +90,24 @@ def config_augmentation(config: TrainConfig, seed: int) -> keras.Sequential:
     return augmentation(seed, shift=config.augment_shift, rotation=config.augment_rotation, zoom=config.augment_zoom)
 
 
+@keras.saving.register_keras_serializable(package="lenet_tf")
+class SmoothedCrossentropy(keras.losses.Loss):
+    """Keras' categorical cross-entropy with ``label_smoothing``, on the package's integer labels
+    (Keras 3's sparse cross-entropy has no smoothing). Registered, so saved members load."""
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "smoothed_crossentropy", **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1])
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
 def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
     """The model that ``fit`` runs: ``model`` itself, or ``model`` behind the augmentation layers.
 
@@ -158,7 +118,7 @@ def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
         if not isinstance(model.optimizer.learning_rate, keras.Variable):
             raise LenetError("--learning-rate cannot replace this model's learning-rate schedule")
         model.optimizer.learning_rate = float(config.learning_rate)
-    if not config.augment and config.steps_per_execution == 1:
+    if not config.augment and config.steps_per_execution == 1 and not config.label_smoothing:
         return model
     trainer = model
     if config.augment:
@@ -167,7 +127,7 @@ def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
         trainer = keras.Sequential(layers_, name=f"{model.name}_trainer")
     trainer.compile(
         optimizer=model.optimizer,
-        loss=model.loss,
+        loss=SmoothedCrossentropy(config.label_smoothing) if config.label_smoothing else model.loss,
         metrics=["accuracy"],
         steps_per_execution=config.steps_per_execution,
     )

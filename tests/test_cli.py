@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +126,50 @@ def test_explore_subcommand(kaggle_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "explore"
     assert main(["explore", "--data", str(kaggle_dir), "--out", str(out)]) == 0
     assert (out / "summary.md").is_file() and (out / "pca_scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+
+
+def _make(*argv: str, dry: bool = True) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    dry_run = ["-n"] if dry else []
+    command = ["make", "-s", *dry_run, "-C", str(ROOT), *argv]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    if not dry:
+        return done.stdout
+    return next(line for line in done.stdout.splitlines() if "lenet-tf " in line or "lenet_tf." in line)
+
+
+@needs_make
+def test_make_passes_only_what_the_user_set() -> None:
+    assert _make("standard").split()[1:] == ["train", "--model", "standard"]
+    for target in ("ensemble", "ensemble-reference", "evaluate", "learning-curve", "baselines", "tune"):
+        line = _make(target).replace("--out results/ensemble-reference", "")  # its own, not the command's
+        assert not {"--epochs", "--seed", "--members", "--model", "--out", "--tuner"} & set(line.split()), line
+    assert "--members 2 --epochs 20 --seed 1" in _make("ensemble", "MEMBERS=2", "EPOCHS=20", "SEED=1")
+    assert "--model standard" in _make("robustness") and "--model" not in _make("robustness", "RUN=r")
+
+
+@needs_make
+def test_make_help_prints_the_commands_defaults() -> None:
+    from lenet_tf.cli import parse_args
+    from lenet_tf.ensemble import FLAGSHIP
+
+    shown = " ".join(_make("help", dry=False).split())
+    ref, curve = parse_args(["ensemble"]), parse_args(["learning-curve"])
+    evaluation, train = parse_args(["evaluate"]), parse_args(["train"])
+    study = parse_args(["study", "--name", "dropout"])
+    for expected in (
+        f"ensemble: the flagship recipe, MEMBERS={FLAGSHIP['members']} EPOCHS={FLAGSHIP['epochs']}",
+        f"ensemble-reference: MEMBERS={ref.members} EPOCHS={ref.epochs}",
+        f"standard | classic | optimized: EPOCHS={train.epochs}",
+        f"evaluate: MODEL={evaluation.model} REPEATS={evaluation.repeats} EPOCHS={evaluation.epochs}",
+        f"learning-curve: MODEL={curve.model} REPEATS={curve.repeats} EPOCHS={curve.epochs}",
+        f"robustness: MODEL=standard (unless RUN=<run dir>) REPEATS={parse_args(['robustness']).repeats}",
+        f"study: NAME=<study> REPEATS={study.repeats}",
+        f"baselines: REPEATS={parse_args(['baselines']).repeats}",
+    ):
+        assert expected in shown, expected

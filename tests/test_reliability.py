@@ -133,7 +133,8 @@ ARGUMENT_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("unknown command", lambda t: ["fit"], "argument COMMAND: invalid choice: 'fit'"),
     ("max-train too small", lambda t: ["train", "--max-train", "5"], "--max-train 5 is too small"),
     ("repeats 0", lambda t: ["evaluate", "--repeats", "0"], "argument --repeats: must be an integer ≥ 1, got '0'"),
-    ("fraction above 1", lambda t: ["learning-curve", "--fractions", "0.5,2"], "--fractions: 2.0 is not a fraction"),
+    ("fraction above 1", lambda t: ["learning-curve", "--fractions", "0.5,2"],
+     "--fractions: '2' is not a fraction in (0, 1]"),
     ("hparams for standard", lambda t: ["train", "--model", "standard", "--hparams", "x.json"], "--hparams applies to"),
     ("malformed hparams JSON", lambda t: ["ensemble", "--hparams", _hparams_file(t, '{"units_1": 64,')],
      "hp.json: line 1: malformed JSON"),
@@ -151,7 +152,7 @@ ARGUMENT_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("unknown lr schedule", lambda t: ["ensemble", "--lr-schedule", "warmup"],
      "argument --lr-schedule: invalid choice"),
     ("negative learning rate", lambda t: ["train", "--learning-rate", "-0.1"],
-     "argument --learning-rate: expected a number in (0, 10], got '-0.1'"),
+     "argument --learning-rate: must be a number in (0, 10], got '-0.1'"),
     ("negative tta", lambda t: ["ensemble", "--tta", "-1"], "argument --tta: must be an integer ≥ 0, got '-1'"),
     ("unknown recipe", lambda t: ["ensemble", "--recipe", "best"], "argument --recipe: invalid choice: 'best'"),
 ]  # fmt: skip

@@ -30,7 +30,7 @@ def test_final_weights_keep_the_last_epoch(tiny) -> None:
     assert result.best_epoch == result.epochs_run == len(val) == 3
     assert result.val_accuracy == val[-1] and result.train_accuracy == result.history["accuracy"][-1]
     assert accuracy(predict_proba(model, split.x_val), split.y_val) == pytest.approx(val[-1], abs=1e-6)
-    assert config.to_dict()["restore_best"] is False and "restore_best" not in TrainConfig().to_dict()
+    assert config.to_dict()["restore_best"] is False and TrainConfig().to_dict()["restore_best"] is True
 
 
 def test_same_seed_same_model_different_seed_different(tiny) -> None:
@@ -47,14 +47,14 @@ def test_same_seed_same_model_different_seed_different(tiny) -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (TrainConfig(epochs=0), "--epochs must be an integer ≥ 1"),
-        (TrainConfig(batch_size=-3), "--batch-size must be an integer ≥ 1"),
+        (TrainConfig(epochs=0), "^epochs must be an integer ≥ 1"),
+        (TrainConfig(batch_size=-3), "^batch_size must be an integer ≥ 1"),
         (TrainConfig(restore_best="no"), "restore_best must be true or false"),
-        (TrainConfig(patience=-1), "--patience must be an integer ≥ 0"),
-        (TrainConfig(monitor="loss"), "monitor must be val_accuracy or val_loss"),
-        (TrainConfig(augment_rotation=-1), r"--augment-rotation must be a number in \[0, 180\], got -1"),
-        (TrainConfig(augment_zoom=True), r"--augment-zoom must be a number in \[0, 0.9\], got True"),
-        (TrainConfig(augment_shift="0.1"), r"--augment-shift must be a number in \[0, 0.5\], got '0.1'"),
+        (TrainConfig(patience=-1), "^patience must be an integer ≥ 0"),
+        (TrainConfig(monitor="loss"), "monitor must be one of val_accuracy, val_loss"),
+        (TrainConfig(augment_rotation=-1), r"^augment_rotation must be a number in \[0, 180\], got -1"),
+        (TrainConfig(augment_zoom=True), r"^augment_zoom must be a number in \[0, 0.9\], got True"),
+        (TrainConfig(augment_shift="0.1"), r"^augment_shift must be a number in \[0, 0.5\], got '0.1'"),
     ],
 )
 def test_bad_training_configuration(config: TrainConfig, message: str) -> None:
@@ -71,8 +71,8 @@ def test_augmentation_strengths_reach_the_layers_and_the_record() -> None:
     assert layers["RandomZoom"].height_factor == 0.2
     recorded = config.to_dict()
     assert (recorded["augment_shift"], recorded["augment_rotation"], recorded["augment_zoom"]) == (0.05, 9.0, 0.2)
-    # The package's default strengths stay out of the record: older runs resume as the same run.
-    assert "augment_rotation" not in TrainConfig(augment=True).to_dict()
+    # Defaults are recorded too: a later change of a default cannot resume a run trained the old way.
+    assert TrainConfig(augment=True).to_dict()["augment_rotation"] == 14.4
 
 
 def test_accuracy() -> None:

@@ -190,7 +190,7 @@ WORKER = ["--role", "worker", "--oracle-ip", "127.0.0.1", "--oracle-port", "1"]
     [
         (["--trials", "0"], "argument --trials: must be an integer ≥ 1, got '0'"),
         (["--tuner", "grid"], "argument --tuner: invalid choice: 'grid'"),
-        (["--oracle-port", "99999"], "argument --oracle-port: must be a port number 1-65535, got '99999'"),
+        (["--oracle-port", "99999"], "argument --oracle-port: must be a port number in [1, 65535], got '99999'"),
         (["--oracle-ip", "127.0.0.1"], "--oracle-ip applies with --role chief or --role worker only"),
         (["--role", "worker", "--oracle-port", "8000"], "--role worker needs --oracle-ip"),
         (["--role", "chief", "--oracle-ip", "127.0.0.1"], "--role chief needs --oracle-port"),
@@ -199,7 +199,7 @@ WORKER = ["--role", "worker", "--oracle-ip", "127.0.0.1", "--oracle-port", "1"]
         ([*WORKER, "--tuner-id", "w", "--overwrite"], "--overwrite applies to the chief"),
         (["--tuner", "hyperband", "--trials", "5"], "--trials does not apply to --tuner hyperband: its trials follow"),
         (["--patience", "-1"], "argument --patience: must be an integer ≥ 0, got '-1'"),
-        (["--time-budget", "0"], "argument --time-budget: expected a positive number of minutes, got '0'"),
+        (["--time-budget", "0"], "argument --time-budget: must be a number > 0, got '0'"),
     ],
 )
 def test_bad_tune_arguments_give_one_line(argv, message, kaggle_dir: Path, tmp_path: Path, capsys) -> None:

@@ -34,6 +34,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
+from .. import options
 from ..data import N_CLASSES, N_PIXELS, DigitData
 from ..errors import LenetError
 from ..metrics import heldout_metrics
@@ -105,18 +106,8 @@ def _positive_ints(values: Sequence[Any], what: str, *, low: int = 1, high: int 
 
 
 @dataclass(frozen=True)
-class BaselineSpec:
+class BaselineSpec(options.BaselineOptions):
     """The grids, repeats (random forests only), seeds, split and parallelism of a baselines run."""
-
-    knn_k: tuple[int, ...] = KNN_K
-    knn_pca: tuple[int, ...] = KNN_PCA
-    rf_trees: tuple[int, ...] = RF_TREES
-    rf_depth: tuple[int | None, ...] = RF_DEPTH
-    repeats: int = 1
-    seed: int = 0
-    split_seed: int = 0
-    max_train: int | None = None
-    n_jobs: int | None = -1  # scikit-learn's: -1 every core; timings depend on it
 
     def validate(self) -> BaselineSpec:
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from .. import options
 from ..data import N_CLASSES, DigitData, Split
 from ..ensemble import MEMBERS_DIR, Ensemble, train_members
 from ..errors import LenetError
@@ -37,7 +38,7 @@ from ..plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot
 from ..rundir import atomic_write, environment, markdown_table, read_json, write_json, write_text
 from ..seeds import repeat_seed
 from ..stats import auc_digits, ci_at, ci_text, pm, pm_at, summarize
-from ..training import FitResult, TrainConfig, accuracy
+from ..training import FitResult, accuracy
 from .runner import ITEM_FILE, Experiment, ExperimentResult, Item, Progress, Records, read_item, run_experiment
 
 REPEATS_DIR = "repeats"
@@ -49,24 +50,15 @@ REPORT_MEASURES = ("precision", "recall", "f1-score")  # per class, from the cla
 
 
 @dataclass(frozen=True)
-class EvaluationSpec:
+class EvaluationSpec(options.EvaluationOptions):
     """What to evaluate: a registered model, K members per repeat, R repeats, seeds, protocol."""
-
-    model: str = "standard"
-    members: int = 1
-    repeats: int = 10
-    seed: int = 0
-    split_seed: int = 0
-    max_train: int | None = None
-    hparams_path: str | None = None
-    train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> EvaluationSpec:
         for name in ("members", "repeats"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise LenetError(f"--{name} must be an integer ≥ 1, got {value!r}")
-        self.train.validate()
+        options.validate(self)
         return self
 
 

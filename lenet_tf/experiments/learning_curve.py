@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .. import options
 from ..data import N_CLASSES, DigitData, Split, stratified_indices
 from ..ensemble import train_members
 from ..errors import LenetError
@@ -38,18 +39,8 @@ def _curve_protocol() -> TrainConfig:
 
 
 @dataclass(frozen=True)
-class LearningCurveSpec:
+class LearningCurveSpec(options.LearningCurveOptions):
     """Model, members per point, training-set fractions, repeats per fraction, seeds, protocol."""
-
-    model: str = "standard"
-    members: int = 1
-    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
-    repeats: int = 20
-    seed: int = 0
-    split_seed: int = 0
-    max_train: int | None = None
-    hparams_path: str | None = None
-    train: TrainConfig = field(default_factory=_curve_protocol)
 
     def validate(self) -> LearningCurveSpec:
         for name in ("members", "repeats"):
@@ -61,7 +52,7 @@ class LearningCurveSpec:
         for value in self.fractions:
             if not isinstance(value, int | float) or not math.isfinite(value) or not 0 < value <= 1:
                 raise LenetError(f"--fractions: {value!r} is not a fraction in (0, 1]")
-        self.train.validate()
+        options.validate(self)
         return self
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .. import options
 from ..data import DigitData, Split, prepare
 from ..ensemble import Ensemble
 from ..errors import LenetError
@@ -228,22 +229,9 @@ def _epsilon_key(epsilon: float) -> str:
 
 
 @dataclass(frozen=True)
-class RobustnessSpec:
+class RobustnessSpec(options.RobustnessOptions):
     """What to attack: a registered model trained ``repeats`` times (or the model(s) of a finished
     ``run``), with and without adversarial training at ``train_epsilon``, at every ε of ``epsilons``."""
-
-    model: str | None = None
-    run: str | None = None
-    hparams_path: str | None = None
-    repeats: int = 3
-    epsilons: tuple[float, ...] = EPSILONS
-    adversarial_training: bool = True
-    train_epsilon: float = TRAIN_EPSILON
-    examples: int = 10
-    seed: int = 0
-    split_seed: int = 0
-    max_train: int | None = None
-    train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> RobustnessSpec:
         for name in ("repeats", "examples"):
@@ -261,7 +249,7 @@ class RobustnessSpec:
             raise LenetError("robustness needs --model (to train) or --run DIR (a finished run)")
         if self.run is not None and self.hparams_path is not None:
             raise LenetError("--hparams does not apply with --run: the run's own model is used")
-        self.train.validate()
+        options.validate(self)
         return self
 
 

@@ -39,6 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .. import options
 from ..data import DigitData, prepare
 from ..errors import LenetError
 from ..models import study_lenet
@@ -52,7 +53,7 @@ from ..plots import (
 from ..rundir import environment, markdown_table, write_json, write_text
 from ..seeds import repeat_seed
 from ..stats import ci_text, pm, summarize
-from ..training import TrainConfig, accuracy, fit, set_seed
+from ..training import accuracy, fit, set_seed
 from .runner import ITEM_FILE, Experiment, ExperimentResult, Item, Progress, Records, read_item, run_experiment
 
 CONFIGURATIONS_DIR = "configurations"
@@ -191,17 +192,11 @@ class GradientMagnitudes(keras.callbacks.Callback):
 
 
 @dataclass(frozen=True)
-class StudySpec:
+class StudySpec(options.StudyOptions):
     """A named study (or explicit ``configurations``), R repeats, seeds, split and fit protocol."""
 
-    name: str = "activation"
-    repeats: int = 3
     configurations: tuple[StudyConfig, ...] | None = None  # None: the named study's
-    seed: int = 0
-    split_seed: int = 0
-    max_train: int | None = None
     gradient_batch: int = GRADIENT_BATCH
-    train: TrainConfig = field(default_factory=TrainConfig)
 
     def resolved(self) -> list[StudyConfig]:
         """The configurations to train, validated (labels unique)."""
@@ -221,6 +216,7 @@ class StudySpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise LenetError(f"--{name.replace('_', '-')} must be an integer ≥ 1, got {value!r}")
+        options.check_rules(self)  # name is checked by the configurations (a custom study may be named)
         self.train.validate()
         return self
 

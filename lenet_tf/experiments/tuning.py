@@ -41,7 +41,7 @@ import keras_tuner
 import numpy as np
 import pandas as pd
 
-from .. import models
+from .. import models, options
 from ..data import DigitData, load_data, prepare, split_data, subsample
 from ..errors import LenetError
 from ..plots import plot_hparam_importance, plot_intermediate_values, plot_optimization_history
@@ -96,23 +96,12 @@ HYPERBAND_COLUMNS = {
 
 
 @dataclass(frozen=True)
-class TuneSpec:
+class TuneSpec(options.TuneOptions):
     """What to search: the tuner, its budget, the fit protocol of every trial, seeds, data subset.
 
     ``max_trials`` and ``epochs`` left None take the tuner's defaults (200 trials; 100 epochs,
     or 10 for Hyperband, whose number of trials follows from its epochs).
     """
-
-    tuner: str = "bayesian"
-    max_trials: int | None = None
-    epochs: int | None = None
-    batch_size: int = 32
-    patience: int = 5
-    seed: int = 0
-    split_seed: int = 0
-    max_train: int | None = None
-    max_consecutive_failed_trials: int = MAX_CONSECUTIVE_FAILED_TRIALS
-    time_budget: float | None = None  # minutes: no new trial starts after it (this invocation)
 
     def validate(self) -> TuneSpec:
         if self.tuner not in TUNERS:
