@@ -153,7 +153,7 @@ def _member_loop(
 
 def _check_members(members: int) -> None:
     if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise LenetError(f"--members must be an integer ≥ 1, got {members!r}")
+        raise LenetError(f"members must be an integer ≥ 1, got {members!r}")
 
 
 def train_members(

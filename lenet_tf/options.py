@@ -533,6 +533,10 @@ class StudyOptions(SeedOptions):
 
 @dataclass(frozen=True)
 class TuneOptions(SeedOptions):
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(lambda v: v["tuner"] == "hyperband" and v["max_trials"] is not None,
+             "{max_trials} does not apply to {tuner} hyperband: its trials follow from {epochs}"),
+    )
     tuner: str = option("bayesian", kind="str", choices=TUNERS,
                         help="bayesian optimization, hyperband (the cheap option) or random search")  # fmt: skip
     max_trials: int | None = _int(None, "trials of bayesian/random (default 200); not for hyperband", flag="trials",

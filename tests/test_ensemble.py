@@ -79,5 +79,5 @@ def test_train_members_resumes_finished_members(tiny, tmp_path: Path) -> None:
 
 
 def test_members_must_be_positive(tiny, tmp_path: Path) -> None:
-    with pytest.raises(LenetError, match="--members must be an integer ≥ 1, got 0"):
+    with pytest.raises(LenetError, match="members must be an integer ≥ 1, got 0"):
         train_members(classic_lenet5, split_data(tiny), members=0, directory=tmp_path)

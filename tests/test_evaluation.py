@@ -24,7 +24,6 @@ from lenet_tf.experiments.learning_curve import (
     curve_summary,
     learning_curve,
     learning_curve_markdown,
-    parse_fractions,
 )
 from lenet_tf.experiments.report import compare, compare_markdown, protocol_differences
 from lenet_tf.stats import ci_at, ci_text, pm, pm_at, summarize
@@ -200,13 +199,12 @@ def test_evaluate_ensemble_of_two(tiny, tmp_path: Path) -> None:
 
 
 def test_bad_evaluation_and_curve_settings() -> None:
-    with pytest.raises(LenetError, match="--repeats must be an integer ≥ 1"):
+    with pytest.raises(LenetError, match="^repeats must be an integer ≥ 1"):
         EvaluationSpec(repeats=0).validate()
-    with pytest.raises(LenetError, match=r"--fractions: 1.5 is not a fraction in \(0, 1\]"):
-        parse_fractions("0.1,1.5")
-    with pytest.raises(LenetError, match="--fractions: 'x' is not a number"):
-        parse_fractions("0.1,x")
-    assert parse_fractions("0.2,0.1,0.2") == (0.1, 0.2)
+    with pytest.raises(LenetError, match=r"^fractions: 1.5 is not a fraction in \(0, 1\]"):
+        LearningCurveSpec(fractions=(0.1, 1.5)).validate()
+    with pytest.raises(LenetError, match="^fractions: give at least one value"):
+        LearningCurveSpec(fractions=()).validate()
 
 
 def test_learning_curve_points_summary_and_resume(tiny, tmp_path: Path, monkeypatch) -> None:

@@ -6,7 +6,7 @@ import argparse
 import inspect
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,19 +62,11 @@ def test_library_validation_names_the_parameter(config: TrainConfig, message: st
 
 def test_cli_constants_match_the_library() -> None:
     from lenet_tf.data import PROTOCOLS
-    from lenet_tf.experiments import baselines, learning_curve, robustness, studies, tuning
+    from lenet_tf.experiments import studies, tuning
     from lenet_tf.models import DEFAULT_BEST_HPARAMS
 
     assert set(opt.PROTOCOLS) == set(PROTOCOLS) and opt.STUDY_NAMES == tuple(studies.STUDIES)
     assert opt.TUNERS == tuning.TUNERS
-    assert robustness.RobustnessSpec().epsilons == robustness.EPSILONS
-    assert robustness.RobustnessSpec().train_epsilon == robustness.TRAIN_EPSILON
-    assert learning_curve.LearningCurveSpec().fractions == learning_curve.DEFAULT_FRACTIONS
-    spec = baselines.BaselineSpec()
-    assert (spec.knn_k, spec.knn_pca, spec.rf_trees, spec.rf_depth) == (
-        baselines.KNN_K, baselines.KNN_PCA, baselines.RF_TREES, baselines.RF_DEPTH,
-    )  # fmt: skip
-    assert tuning.TuneSpec().max_consecutive_failed_trials == tuning.MAX_CONSECUTIVE_FAILED_TRIALS
     assert cli.parse_args(["tune"]).out == str(DEFAULT_BEST_HPARAMS.parent)
     hparams = next(o for f, o in opt.option_fields(opt.ModelOptions) if f.name == "hparams_path")
     assert str(DEFAULT_BEST_HPARAMS) in hparams.help
@@ -97,6 +89,9 @@ REFUSED = [
      "--augment-shift, --augment-rotation and --augment-zoom apply with --augment only"),
     (["evaluate", "--augment-zoom", "0.2"], "apply with --augment only"),
     (["train", "--recipe", "flagship"], "unrecognized arguments: --recipe flagship"),
+    # Final weights train every epoch (no early stopping): a patience would be recorded and do nothing.
+    (["train", "--final-weights", "--patience", "3"], "--patience applies to early stopping, which --final-weights"),
+    (["learning-curve", "--final-weights", "--patience", "5"], "--patience applies to early stopping"),
 ]  # fmt: skip
 
 
@@ -109,6 +104,18 @@ def test_options_a_command_cannot_honour_are_refused(argv, message, tmp_path: Pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lenet-tf: error: ") and message in err[0], err
     assert not (tmp_path / "results").exists()
+
+
+def test_final_weights_keep_the_commands_own_patience() -> None:
+    """The learning curve's default patience is 10, the other commands' 5: final weights with the
+    command's own default are accepted, another patience is refused."""
+    from lenet_tf.experiments.learning_curve import LearningCurveSpec
+    from lenet_tf.pipeline import JobSpec
+
+    LearningCurveSpec(train=replace(LearningCurveSpec().train, restore_best=False)).validate()
+    JobSpec(train=TrainConfig(restore_best=False)).validate()
+    with pytest.raises(LenetError, match="^patience applies to early stopping, which restore_best turns off"):
+        JobSpec(train=TrainConfig(restore_best=False, patience=10)).validate()
 
 
 def test_library_refuses_what_it_cannot_honour_in_its_own_words() -> None:
@@ -210,7 +217,8 @@ def test_every_accepted_option_reaches_the_library(command: str, name: str, cls:
     module, function = target.rsplit(".", 1)
     real = getattr(__import__(module, fromlist=[function]), function)
     monkeypatch.setattr(target, lambda *a, **k: call.update(inspect.signature(real).bind(*a, **k).arguments))
-    monkeypatch.setattr("lenet_tf.data.load_data", lambda data=None, test=None: call.update(load_data=locals()))
+    for loader in ("load_data", "load_test_data"):  # predict reads the test images alone
+        monkeypatch.setattr(f"lenet_tf.data.{loader}", lambda data=None, test=None: call.update(load_data=locals()))
     status = cli.main(argv)
     if needs is None:  # no value makes this option honourable here: refused in one line
         assert status == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -160,7 +160,7 @@ def test_robustness_attacks_a_finished_ensemble_run(tiny, tmp_path: Path) -> Non
 def test_attacked_digits_of_a_final_weights_run_are_described_truly(tiny, tmp_path: Path) -> None:
     # Issue 18 item 10: a final-weights run's validation digits were "used for early stopping only".
     run = tmp_path / "run"
-    train = TrainConfig(epochs=1, patience=1, restore_best=False)
+    train = TrainConfig(epochs=1, restore_best=False)
     run_training(JobSpec(model="mlp", train=train), run, data=tiny, progress=False, echo=lambda _: None)
     attack = RobustnessSpec(run=str(run), adversarial_training=False, epsilons=(0.0, 0.2), examples=2)
     result = robustness(attack, tmp_path / "rob", data=tiny, progress=False, echo=lambda _: None)
@@ -174,12 +174,12 @@ def test_attacked_digits_of_a_final_weights_run_are_described_truly(tiny, tmp_pa
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (RobustnessSpec(), "robustness needs --model"),
-        (RobustnessSpec(model="mlp", epsilons=(0.1, 1.5)), r"--epsilons: ε must be in \[0, 1\]"),
-        (RobustnessSpec(model="mlp", epsilons=()), "--epsilons: give at least one ε"),
-        (RobustnessSpec(model="mlp", train_epsilon=0.0), "--train-epsilon must be > 0"),
-        (RobustnessSpec(model="mlp", repeats=0), "--repeats must be an integer ≥ 1"),
-        (RobustnessSpec(run="r", hparams_path="h.json"), "--hparams does not apply with --run"),
+        (RobustnessSpec(), "robustness needs a model"),
+        (RobustnessSpec(model="mlp", epsilons=(0.1, 1.5)), r"^epsilons: 1.5 is not a number in \[0, 1\]"),
+        (RobustnessSpec(model="mlp", epsilons=()), "^epsilons: give at least one value"),
+        (RobustnessSpec(model="mlp", train_epsilon=0.0), r"^train_epsilon must be a number in \(0, 1\]"),
+        (RobustnessSpec(model="mlp", repeats=0), "^repeats must be an integer ≥ 1"),
+        (RobustnessSpec(run="r", hparams_path="h.json"), "^hparams_path does not apply with run"),
     ],
 )
 def test_bad_robustness_settings(spec: RobustnessSpec, message: str) -> None:

@@ -46,10 +46,6 @@ from ..stats import ci_text, pm, pm_at, summarize
 from ..training import accuracy
 from .runner import Experiment, ExperimentResult, Item, Progress, Records, run_experiment
 
-KNN_K = (3, 10, 50, 100)
-KNN_PCA = (5, 25, 50, 100, N_PIXELS)  # 784 = every pixel, no PCA
-RF_TREES = (10, 100, 200, 400)
-RF_DEPTH: tuple[int | None, ...] = (10, 20, None)  # None: grown until the leaves are pure
 FAMILIES = {"knn": "kNN on PCA features", "rf": "random forest"}
 CELLS_DIR = "cells"
 
@@ -95,32 +91,12 @@ class Cell:
         return self.family == "knn"
 
 
-def _positive_ints(values: Sequence[Any], what: str, *, low: int = 1, high: int | None = None) -> None:
-    if not values:
-        raise LenetError(f"{what}: give at least one value")
-    for value in values:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-        if not ok or (high is not None and value > high):
-            limit = f"{low}-{high}" if high is not None else f"≥ {low}"
-            raise LenetError(f"{what}: {value!r} is not an integer {limit}")
-
-
 @dataclass(frozen=True)
 class BaselineSpec(options.BaselineOptions):
     """The grids, repeats (random forests only), seeds, split and parallelism of a baselines run."""
 
     def validate(self) -> BaselineSpec:
-        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
-            raise LenetError(f"--repeats must be an integer ≥ 1, got {self.repeats!r}")
-        _positive_ints(self.knn_k, "--knn-k")
-        _positive_ints(self.knn_pca, "--knn-pca", high=N_PIXELS)
-        _positive_ints(self.rf_trees, "--rf-trees")
-        if not self.rf_depth:
-            raise LenetError("--rf-depth: give at least one value")
-        depths = [d for d in self.rf_depth if d is not None]
-        if depths:
-            _positive_ints(depths, "--rf-depth")
-        return self
+        return options.validate(self)
 
     def cells(self) -> list[Cell]:
         """Every grid cell, kNN first, in grid order."""

@@ -54,12 +54,7 @@ class EvaluationSpec(options.EvaluationOptions):
     """What to evaluate: a registered model, K members per repeat, R repeats, seeds, protocol."""
 
     def validate(self) -> EvaluationSpec:
-        for name in ("members", "repeats"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LenetError(f"--{name} must be an integer ≥ 1, got {value!r}")
-        options.validate(self)
-        return self
+        return options.validate(self)
 
 
 def repeat_metrics(ensemble: Ensemble, results: list[FitResult], split: Split) -> tuple[dict[str, Any], np.ndarray]:

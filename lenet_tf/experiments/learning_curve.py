@@ -9,7 +9,6 @@ point is on disk, so a rerun resumes.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -26,16 +25,10 @@ from ..plots import plot_learning_curve
 from ..rundir import environment, markdown_table, write_json, write_text
 from ..seeds import point_seed
 from ..stats import pm, summarize
-from ..training import TrainConfig, accuracy
+from ..training import accuracy
 from .runner import Experiment, ExperimentResult, Item, Progress, Records, run_experiment
 
-DEFAULT_FRACTIONS = tuple(round(0.01 * i, 2) for i in range(1, 11))
 POINTS_DIR = "points"
-
-
-def _curve_protocol() -> TrainConfig:
-    # Small training sets need many epochs to converge: a large cap, patience 10 (the study's).
-    return TrainConfig(epochs=1000, patience=10)
 
 
 @dataclass(frozen=True)
@@ -43,30 +36,7 @@ class LearningCurveSpec(options.LearningCurveOptions):
     """Model, members per point, training-set fractions, repeats per fraction, seeds, protocol."""
 
     def validate(self) -> LearningCurveSpec:
-        for name in ("members", "repeats"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LenetError(f"--{name} must be an integer ≥ 1, got {value!r}")
-        if not self.fractions:
-            raise LenetError("--fractions: give at least one fraction")
-        for value in self.fractions:
-            if not isinstance(value, int | float) or not math.isfinite(value) or not 0 < value <= 1:
-                raise LenetError(f"--fractions: {value!r} is not a fraction in (0, 1]")
-        options.validate(self)
-        return self
-
-
-def parse_fractions(text: str) -> tuple[float, ...]:
-    """``"0.01,0.02,0.5"`` → sorted unique fractions; a bad item raises LenetError naming it."""
-    values = []
-    for item in text.split(","):
-        try:
-            values.append(float(item))
-        except ValueError:
-            raise LenetError(f"--fractions: {item.strip()!r} is not a number") from None
-    spec = LearningCurveSpec(fractions=tuple(values))
-    spec.validate()
-    return tuple(sorted(set(values)))
+        return options.validate(self)
 
 
 def training_subset(split: Split, size: int, seed: int) -> Split:

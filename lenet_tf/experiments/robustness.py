@@ -50,8 +50,6 @@ from ..stats import pm, summarize
 from ..training import FitResult, TrainConfig, accuracy, fit, set_seed
 from .runner import Experiment, ExperimentResult, Item, Progress, Records, read_item, run_experiment
 
-EPSILONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-TRAIN_EPSILON = 0.1
 VARIANTS = ("normal", "adversarial")
 VARIANTS_DIR = "variants"
 ATTACK_BATCH = 256
@@ -144,7 +142,7 @@ class AdversarialTrainer(keras.Model):
     loss weighs clean and adversarial examples equally. Validation and prediction are the wrapped
     model's, and the wrapped model holds the trained weights (save that one, not the wrapper)."""
 
-    def __init__(self, model: keras.Model, epsilon: float = TRAIN_EPSILON):
+    def __init__(self, model: keras.Model, epsilon: float = options.RobustnessOptions.train_epsilon):
         super().__init__(name=f"{model.name}_adversarial")
         self.inner = model
         self.epsilon = check_epsilon(epsilon, "--train-epsilon")
@@ -234,22 +232,11 @@ class RobustnessSpec(options.RobustnessOptions):
     ``run``), with and without adversarial training at ``train_epsilon``, at every ε of ``epsilons``."""
 
     def validate(self) -> RobustnessSpec:
-        for name in ("repeats", "examples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LenetError(f"--{name} must be an integer ≥ 1, got {value!r}")
-        if not self.epsilons:
-            raise LenetError("--epsilons: give at least one ε")
-        for value in self.epsilons:
-            check_epsilon(value, "--epsilons: ε")
-        check_epsilon(self.train_epsilon, "--train-epsilon")
-        if self.train_epsilon == 0:
-            raise LenetError("--train-epsilon must be > 0 (0 is normal training)")
+        options.validate(self)  # bounds of repeats, examples, epsilons, train_epsilon (> 0: 0 is normal training)
         if self.model is None and self.run is None:
-            raise LenetError("robustness needs --model (to train) or --run DIR (a finished run)")
+            raise LenetError("robustness needs a model (to train) or a run directory (a finished run to attack)")
         if self.run is not None and self.hparams_path is not None:
-            raise LenetError("--hparams does not apply with --run: the run's own model is used")
-        options.validate(self)
+            raise LenetError("hparams_path does not apply with run: the run's own model is used")
         return self
 
 

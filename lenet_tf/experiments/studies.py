@@ -196,7 +196,8 @@ class StudySpec(options.StudyOptions):
     """A named study (or explicit ``configurations``), R repeats, seeds, split and fit protocol."""
 
     configurations: tuple[StudyConfig, ...] | None = None  # None: the named study's
-    gradient_batch: int = GRADIENT_BATCH
+    gradient_batch: int = options.option(GRADIENT_BATCH, kind="int", low=1, cli=False,
+                                         help="training images whose per-layer gradient magnitudes are recorded")
 
     def resolved(self) -> list[StudyConfig]:
         """The configurations to train, validated (labels unique)."""
@@ -212,12 +213,8 @@ class StudySpec(options.StudyOptions):
     def validate(self) -> StudySpec:
         if not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
             raise LenetError(f"study name {self.name!r}: use letters, digits, '.', '_' or '-' only")
-        for name in ("repeats", "gradient_batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LenetError(f"--{name.replace('_', '-')} must be an integer ≥ 1, got {value!r}")
-        options.check_rules(self)  # name is checked by the configurations (a custom study may be named)
-        self.train.validate()
+        # name is checked by the configurations (a custom study may be named), not by choices
+        options.validate(self)
         return self
 
 

@@ -65,7 +65,6 @@ DEFAULT_TRIALS = 200
 # hyperband_budget: 30 trials, at most 120 epochs in all).
 DEFAULT_EPOCHS = {"bayesian": 100, "random": 100, "hyperband": 10}
 HYPERBAND_FACTOR = 3
-MAX_CONSECUTIVE_FAILED_TRIALS = 3
 OBJECTIVE = "val_accuracy"
 PROJECT = "search"  # keras-tuner's project directory inside the results directory
 
@@ -104,23 +103,8 @@ class TuneSpec(options.TuneOptions):
     """
 
     def validate(self) -> TuneSpec:
-        if self.tuner not in TUNERS:
-            raise LenetError(f"--tuner {self.tuner!r} is unknown; choose one of {', '.join(TUNERS)}")
-        train = self.train_config().validate()
-        for name in ("max_trials", "max_consecutive_failed_trials"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                flag = "--trials" if name == "max_trials" else name
-                raise LenetError(f"{flag} must be an integer ≥ 1, got {value!r}")
-        budget = self.time_budget
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0):
-            raise LenetError(f"--time-budget must be a positive number of minutes, got {budget!r}")
-        if self.tuner == "hyperband" and self.max_trials is not None:
-            trials, epochs = hyperband_budget(train.epochs)
-            raise LenetError(
-                "--trials does not apply to --tuner hyperband: its trials follow from --epochs"
-                f" ({trials} trials, ≤ {epochs} epochs in all for --epochs {train.epochs})"
-            )
+        options.validate(self)  # the tuner's choices, the budgets' bounds, no trial count for Hyperband
+        self.train_config().validate()
         return self
 
     @property
