@@ -87,7 +87,7 @@ def test_refit_added_to_a_finished_run_reuses_its_members(tiny, tmp_path: Path) 
 
 def test_tta_figures_agree_everywhere(tiny, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    train = replace(FAST, epochs=2, restore_best=False)
+    train = replace(FAST, epochs=2, patience=TrainConfig.patience, restore_best=False)  # final weights: no patience
     metrics = run_training(JobSpec(model="lenet5-wide", members=2, train=train, tta=1), out, data=tiny, **QUIET).metrics
     members = [m["val_accuracy"] for m in metrics["members"]]
     assert members == metrics["member_val_accuracy"]  # one definition: the predictions the run uses
