@@ -148,7 +148,7 @@ def test_bad_study_names_and_settings() -> None:
         study_configurations("act")
     with pytest.raises(LenetError, match="--only: study dropout has no configuration 'dropout_0.3'"):
         study_configurations("dropout", ["dropout_0.3"])
-    with pytest.raises(LenetError, match="--repeats must be an integer ≥ 1"):
+    with pytest.raises(LenetError, match="^repeats must be an integer ≥ 1"):  # the library's word
         StudySpec(repeats=0).validate()
 
 
