@@ -254,7 +254,7 @@ def test_curve_summary_by_hand() -> None:
 
 
 def test_compare_puts_reference_beside_ours(tiny, tmp_path: Path) -> None:
-    with pytest.raises(LenetError, match="no finished evaluation"):
+    with pytest.raises(LenetError, match="no finished study"):
         compare(tmp_path, tmp_path / "r.md")
     spec = EvaluationSpec(model="standard", repeats=1, train=TrainConfig(epochs=1))
     evaluate(spec, tmp_path / "results" / "std", data=tiny, progress=False, echo=lambda _: None)

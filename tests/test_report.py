@@ -10,7 +10,8 @@ import pytest
 
 from lenet_tf.cli import main
 from lenet_tf.errors import LenetError
-from lenet_tf.experiments.report import REPORT_MARK, compare, compare_markdown, sd_difference
+from lenet_tf.experiments.report import REPORT_MARK, compare, compare_markdown, curve_reading, sd_difference
+from lenet_tf.rundir import write_json
 from lenet_tf.stats import summarize
 from lenet_tf.training import TrainConfig
 
@@ -91,3 +92,36 @@ def test_compare_cli_force(tmp_path: Path, capsys) -> None:
     assert err == [f"lenet-tf: error: {notes} already exists and compare did not write it; pass --force to replace it"]
     assert notes.read_text() == "my notes\n"
     assert main([*argv, "--force"]) == 0 and "| standard | 2 |" in notes.read_text()
+
+
+def _curve(train: list[float], test: list[float], std: float, n: int = 5) -> dict:
+    sizes = [252 * (i + 1) for i in range(len(train))]
+    return {"sizes": sizes, "repeats": n, "counts": [n] * len(sizes), "train_mean": train, "test_mean": test,
+            "train_std": [std] * len(sizes), "test_std": [std] * len(sizes)}  # fmt: skip
+
+
+def test_curve_reading_says_where_the_curves_meet_and_whether_data_helps() -> None:
+    rising = _curve([1.0, 0.99, 0.985], [0.90, 0.97, 0.98], std=0.002)
+    text = curve_reading(rising)
+    assert "gap is 0.100 at 252 training images and 0.005 at 756" in text
+    assert "meet (gap < 0.01) from 756 images" in text and "still rising: more data would help" in text
+    flat = _curve([1.0, 0.99, 0.99], [0.90, 0.95, 0.951], std=0.01)
+    text = curve_reading(flat)
+    assert "do not meet" in text and "flat within its standard error" in text
+
+
+def test_compare_reports_curves_and_classic_runs_beside_their_references(tmp_path: Path) -> None:
+    results = tmp_path / "reports"
+    curve = {"curve": _curve([1.0, 0.99], [0.9, 0.95], 0.01), "config": {"model": {"name": "standard"}},
+             "repeats_requested": 20}  # fmt: skip
+    write_json(results / "lc" / "learning_curve.json", curve)
+    classic = {"member_val_accuracy": [0.985, 0.987], "config": {
+        "model": {"name": "classic"}, "protocol": "deployment", "split_sizes": {"train": 29400, "val": 12600},
+        "train": {"epochs": 20, "batch_size": 64, "restore_best": False}}}  # fmt: skip
+    write_json(results / "classic" / "metrics.json", classic)
+    write_json(results / "other" / "metrics.json", classic | {"config": {"model": {"name": "standard"}}})
+    text = compare(results, tmp_path / "report.md").read_text()
+    assert "None finished yet" in text and "5 of 20 repeats per size" in text
+    assert "| 504 | 5 | 0.9900 ± 0.0100 | 0.9500 ± 0.0100 |" in text
+    row = "| deployment split 29400/12600, 20 epochs, batch 64, last weights | 2 | 0.9860 ± 0.0014 | ≥ 0.99 | -0.0040 |"
+    assert row in text and text.count("deployment split") == 1  # the standard run's metrics.json is no classic row
