@@ -30,11 +30,11 @@ import numpy as np
 
 from . import options
 from .data import DigitData, Split, TestData, load_data, load_test_data, split_data, subsample
-from .ensemble import REFIT_DIR, Ensemble, refit_members, train_members
+from .ensemble import MEMBERS_DIR, REFIT_DIR, Ensemble, refit_members, train_members
 from .errors import LenetError
 from .models import model_title, resolve_model
 from .plots import plot_convergence
-from .rundir import CONFIG_FILE, environment, markdown_table, open_run, read_json, write_json, write_text
+from .rundir import environment, markdown_table, open_run, read_json, write_json, write_text
 from .submission import write_submission
 from .training import FitResult, accuracy
 
@@ -189,25 +189,25 @@ def _open_job(
             " or --force to discard them"
         )
     config = job.config(members_seed=spec.seed, protocol=spec.protocol, train=spec.train.to_dict())
-    _migrate_refit_entry(out, echo)
     resumed = open_run(out, config, force=force)
     if resumed:
         echo(f"resuming the run in {out}: finished members are loaded, not retrained")
+        _check_member_count(out, spec.members)
     if stale_refit and refit_dir.is_dir():
         shutil.rmtree(refit_dir)
         echo(f"--force: removed the refit members in {refit_dir}")
     return job, config, resumed
 
 
-def _migrate_refit_entry(out: Path, echo: Callable[[str], None]) -> None:
-    """Runs recorded before a refit reused the members had ``"refit": true`` in config.json:
-    drop the entry, so that they resume as the same members (with or without ``refit``)."""
-    path = out / CONFIG_FILE
-    recorded = read_json(path) if path.is_file() else None
-    if isinstance(recorded, dict) and "refit" in recorded:
-        del recorded["refit"]
-        write_json(path, recorded)
-        echo(f"note: {path}: the refit entry is no longer part of the members' configuration; removed")
+def _check_member_count(out: Path, members: int) -> None:
+    """A resumed run may grow (more members are trained) but not shrink: its metrics and submission
+    would describe fewer members than ``predict --run`` then loads from disk."""
+    on_disk = len(list((out / MEMBERS_DIR).glob("member_*.keras")))
+    if on_disk > members:
+        raise LenetError(
+            f"{out} holds {on_disk} trained members; ask for at least {on_disk}, or use another --out"
+            f" (predict --run {out} --members {members} predicts with the first {members})"
+        )
 
 
 def _train_stage(

@@ -78,11 +78,14 @@ def test_refit_added_to_a_finished_run_reuses_its_members(tiny, tmp_path: Path) 
     again = run_training(spec, out, data=tiny, force=True, **QUIET)
     assert not (out / REFIT_DIR).exists() and again.metrics["resumed"] is True
     assert {p.name: p.stat().st_mtime_ns for p in (out / "members").iterdir()} == stamps
-    # A run recorded when config.json held "refit": true resumes as the same members.
-    config = out / "config.json"
-    config.write_text(json.dumps(json.loads(config.read_text()) | {"refit": True}))
-    assert run_training(spec, out, data=tiny, **QUIET).metrics["resumed"] is True
-    assert "refit" not in json.loads(config.read_text())
+
+
+def test_a_resumed_run_grows_but_never_shrinks(tiny, tmp_path: Path) -> None:
+    """Fewer members on a rerun would describe 1 member in metrics while predict --run loads 2."""
+    out = tmp_path / "run"
+    run_training(JobSpec(model="lenet5-wide", members=2, train=FAST), out, data=tiny, **QUIET)
+    with pytest.raises(LenetError, match="holds 2 trained members; ask for at least 2"):
+        run_training(JobSpec(model="lenet5-wide", members=1, train=FAST), out, data=tiny, **QUIET)
 
 
 def test_tta_figures_agree_everywhere(tiny, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from lenet_tf.cli import main
 from lenet_tf.data import prepare, split_data
+from lenet_tf.ensemble import Ensemble
 from lenet_tf.errors import LenetError
 from lenet_tf.experiments.robustness import (
     AdversarialTrainer,
@@ -169,6 +170,25 @@ def test_attacked_digits_of_a_final_weights_run_are_described_truly(tiny, tmp_pa
     markdown = (tmp_path / "rob" / "robustness.md").read_text()
     assert "early stopping only" not in markdown and "Adversarial training" not in markdown
     assert "The normal model is the loaded run's." in markdown
+
+
+def test_a_refit_run_is_attacked_with_the_members_that_never_saw_the_digits(tiny, tmp_path: Path) -> None:
+    """A deployment run has no test part: its validation digits are attacked, which its refit members
+    were trained on. The attack must use the members trained on the training part only, and a study
+    must not resume against a run retrained since (the run's configuration is part of its own)."""
+    run = tmp_path / "run"
+    quiet = {"data": tiny, "progress": False, "echo": lambda _: None}
+    run_training(JobSpec(model="mlp", train=TrainConfig(epochs=1), refit=True), run, **quiet)
+    attack = RobustnessSpec(run=str(run), adversarial_training=False, epsilons=(0.0,), examples=2)
+    result = robustness(attack, tmp_path / "rob", **quiet)
+    members = Ensemble.load(run / "members")
+    x_val = split_data(tiny, "deployment", seed=0).x_val  # predict_proba prepares the pixels
+    y_val = split_data(tiny, "deployment", seed=0).y_val
+    clean = result["variants"]["normal"][0]["clean_accuracy"]
+    assert clean == pytest.approx(accuracy(members.predict_proba(x_val), y_val))
+    run_training(JobSpec(model="mlp", train=TrainConfig(epochs=2)), run, force=True, **quiet)
+    with pytest.raises(LenetError, match="different configuration"):
+        robustness(attack, tmp_path / "rob", **quiet)
 
 
 @pytest.mark.parametrize(

@@ -38,19 +38,28 @@ import tensorflow as tf
 
 from .. import options
 from ..data import DigitData, Split, prepare
-from ..ensemble import Ensemble
+from ..ensemble import MEMBERS_DIR, Ensemble
 from ..errors import LenetError
 from ..figures import plot_digit_grid
 from ..models import INPUT_SHAPE, LeNetHParams, get_builder, lenet, model_title
 from ..pipeline import prepare_job
 from ..plots import plot_accuracy_vs_epsilon
-from ..rundir import CONFIG_FILE, environment, markdown_table, read_json, save_model, write_json, write_text
+from ..rundir import (
+    CONFIG_FILE,
+    PACKAGE_KEY,
+    SCHEMA_KEY,
+    environment,
+    markdown_table,
+    read_json,
+    save_model,
+    write_json,
+    write_text,
+)
 from ..seeds import repeat_seed
 from ..stats import pm, summarize
 from ..training import FitResult, TrainConfig, accuracy, fit, set_seed
 from .runner import Experiment, ExperimentResult, Item, Progress, Records, read_item, run_experiment
 
-VARIANTS = ("normal", "adversarial")
 VARIANTS_DIR = "variants"
 ATTACK_BATCH = 256
 
@@ -354,11 +363,15 @@ def _subject(
     )  # fmt: skip
     if job.data.fingerprint() != recorded.get("data_fingerprint"):
         raise LenetError(f"--run {spec.run} was trained on other data; pass the run's --data")
-    loaded = Ensemble.load(spec.run)
+    # The members trained on the training part only: a refit's members also learned the validation
+    # digits, which a deployment run's attack would then call unseen.
+    loaded = Ensemble.load(Path(spec.run) / MEMBERS_DIR if (Path(spec.run) / MEMBERS_DIR).is_dir() else spec.run)
     run_train = recorded.get("train") or {}
+    # The run's whole configuration: a study never resumes against a run retrained since.
+    trained_as = {key: value for key, value in recorded.items() if key not in (SCHEMA_KEY, PACKAGE_KEY)}
     config = {
         **job.config(**fields), "model": model_info, "run": str(spec.run), "run_members": len(loaded),
-        "run_restore_best": bool(run_train.get("restore_best", True)),
+        "run_restore_best": bool(run_train.get("restore_best", True)), "run_config": trained_as,
     }  # fmt: skip
     return _Subject(job, _run_builder(model_info), model_info, loaded, config)
 
