@@ -19,8 +19,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from .errors import LenetError
+from .seeds import MAX_SEED
 
 KINDS = ("int", "float", "bool", "str", "ints", "floats")
+
+
+def _number(value: float) -> str:
+    """A bound as people write it: 4294967295, not 4.29497e+09; 0.5, not 0.500000."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,9 @@ class Option:
         noun = self.noun or ("an integer" if self.kind in ("int", "ints") else "a number")
         if self.low is not None and self.high is not None:
             opening, closing = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{noun} in {opening}{self.low:g}, {self.high:g}{closing}"
+            return f"{noun} in {opening}{_number(self.low)}, {_number(self.high)}{closing}"
         if self.low is not None:
-            return f"{noun} {'>' if self.low_open else '≥'} {self.low:g}"
+            return f"{noun} {'>' if self.low_open else '≥'} {_number(self.low)}"
         return noun
 
     def problem(self, value: Any) -> str | None:
@@ -256,7 +262,10 @@ def add_options(
         default = defaults.get(name, _field_default(f))
         help_text = opt.help + _default_text(opt, default)
         if opt.kind == "bool":
-            parser.add_argument(flag_name(f.name, opt), dest=name, action="store_true", help=help_text)
+            # A switch a recipe turns on must be possible to turn off again: --no-augment, --no-final-weights.
+            negatable = any(name in recipe for recipe in RECIPES.values())
+            action = argparse.BooleanOptionalAction if negatable else "store_true"
+            parser.add_argument(flag_name(f.name, opt), dest=name, action=action, default=False, help=help_text)
         else:
             parser.add_argument(
                 flag_name(f.name, opt), dest=name, default=default, help=help_text,
@@ -421,8 +430,8 @@ FIT_RULES = fit_rules()
 
 @dataclass(frozen=True)
 class SeedOptions:
-    seed: int = _int(0, "seed of the trainings", low=0)
-    split_seed: int = _int(0, "seed of the split", low=0)
+    seed: int = _int(0, "seed of the trainings", low=0, high=MAX_SEED)
+    split_seed: int = _int(0, "seed of the split", low=0, high=MAX_SEED)
     max_train: int | None = _int(None, "stratified subset of this many labeled rows", nullable=True)
 
 
@@ -558,6 +567,9 @@ class TuneOptions(SeedOptions):
 
 @dataclass(frozen=True)
 class BaselineOptions(SeedOptions):
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(lambda v: v["n_jobs"] == 0, "{n_jobs} must be -1 (every core) or a number of cores ≥ 1, not 0"),
+    )
     knn_k: tuple[int, ...] = option((3, 10, 50, 100), kind="ints", low=1, help="neighbours, comma-separated")
     knn_pca: tuple[int, ...] = option((5, 25, 50, 100, 784), kind="ints", low=1, high=784,
                                       help="PCA dimensions, comma-separated; 784 = no PCA")  # fmt: skip
@@ -618,7 +630,7 @@ class ExploreOptions:
     model_run: str | None = option(None, kind="str", nullable=True,
                                    help="run directory whose saved model(s) predict a grid of test digits")  # fmt: skip
     members: int | None = _int(None, "use only the first N members of --model-run", nullable=True)
-    seed: int = _int(0, "seed of the random samples", low=0)
+    seed: int = _int(0, "seed of the random samples", low=0, high=MAX_SEED)
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,9 @@ def test_recipe_flagship_sets_defaults_that_flags_override() -> None:
     assert plain.model == "optimized" and plain.members == 10 and not plain.augment and not plain.refit
     assert not plain.final_weights  # the reference protocol restores the best validation epoch
     assert flagship_train_config().restore_best is False
+    # Every switch the recipe turns on can be turned off again (early stopping back, no augmentation).
+    args = parse_args(["ensemble", "--recipe", "flagship", "--no-augment", "--no-final-weights", "--patience", "3"])
+    assert args.augment is False and args.final_weights is False and args.patience == 3
 
 
 def test_flagship_cli_end_to_end(kaggle_dir: Path, tmp_path: Path, capsys) -> None:

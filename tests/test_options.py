@@ -274,3 +274,23 @@ def test_label_smoothing_changes_the_training_loss(tiny, tmp_path: Path) -> None
     assert keras.models.load_model(tmp_path / "m.keras").count_params() == model.count_params()
     with pytest.raises(LenetError, match=r"^label_smoothing must be a number in \[0, 1\), got 1.0$"):
         TrainConfig(label_smoothing=1.0).validate()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--seed", "8589934592"], "argument --seed: must be an integer in [0, 4294967295], got '8589934592'"),
+        (["evaluate", "--split-seed", "4294967296"], "argument --split-seed: must be an integer in [0, 4294967295]"),
+        (["baselines", "--jobs", "0"], "--jobs must be -1 (every core) or a number of cores ≥ 1, not 0"),
+    ],
+)
+def test_values_numpy_or_scikit_learn_would_reject_are_refused_first(argv, message, capsys) -> None:
+    """A seed above 2**32 - 1 ended in scikit-learn's InvalidParameterError traceback (or after
+    config.json was written); --jobs 0 in joblib's ValueError."""
+    try:
+        status = cli.main([*argv, "--data", "/nonexistent/train.csv"])
+    except SystemExit as exc:  # argparse's own errors exit from parse_args
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
