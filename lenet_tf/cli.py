@@ -300,8 +300,6 @@ def _learning_curve(args: argparse.Namespace) -> None:
 
 
 def _robustness(args: argparse.Namespace) -> None:
-    if args.model is None and args.run is None:
-        raise LenetError("robustness needs --model (to train one) or --run DIR (a finished run to attack)")
     kwargs = _spec_kwargs(opt.RobustnessOptions, args)
     data = _data(args)
     from .experiments.robustness import RobustnessSpec, robustness

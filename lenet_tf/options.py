@@ -376,7 +376,8 @@ class TrainConfig:
     )
     steps_per_execution: int = _int(1, "batches per compiled call")
     label_smoothing: float = option(0.0, kind="float", low=0, high=1, high_open=True,
-                                    help="train on targets 1 - ε for the true digit and ε/9 elsewhere")  # fmt: skip
+                                    help="train on targets 1 − ε + ε/10 for the true digit and ε/10 elsewhere "
+                                    "(Keras' smoothing)")  # fmt: skip
     # False: train every epoch and keep the last weights (the flagship's cosine schedule ends at its best).
     restore_best: bool = option(True, kind="bool", flag="final-weights", invert=True,
                                 help="train all --epochs (no early stopping) and keep the last weights: the "
@@ -500,6 +501,10 @@ class RobustnessOptions(SeedOptions):
              "which the augmentation wrapper would bypass (turn one off: {adversarial_training})"),
         Rule(lambda v: v["run"] is not None and v["max_train"] is not None,
              "{max_train} does not apply with {run}: the run's own split and data are used"),
+        Rule(lambda v: v["run"] is not None and v["hparams_path"] is not None,
+             "{hparams_path} does not apply with {run}: the run's own model is used"),
+        Rule(lambda v: v["run"] is None and v["model"] is None,
+             "robustness needs {model} (a model to train) or {run} (a finished run to attack)"),
         Rule(lambda v: _run_trains_nothing(v) and (_fit_changed(v) or v["repeats"] != _default("repeats")),
              "with {run} and no adversarial training ({adversarial_training}) nothing is trained: the fit options "
              "and {repeats} do not apply"),

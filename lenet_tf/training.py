@@ -23,14 +23,10 @@ from tqdm.keras import TqdmCallback
 from . import interrupts
 from .data import IMAGE_SIDE, Split, prepare
 from .errors import LenetError
-from .options import (  # noqa: F401  (TrainConfig and its constants live with the other options)
-    AUGMENT_ROTATION,
-    AUGMENT_SHIFT,
-    AUGMENT_ZOOM,
-    INPUT_PIPELINES,
-    LR_SCHEDULES,
-    TrainConfig,
-)
+
+# TrainConfig and its constants live with the other options (re-exported: `from lenet_tf.training
+# import TrainConfig` is the public name).
+from .options import AUGMENT_ROTATION, AUGMENT_SHIFT, AUGMENT_ZOOM, TrainConfig
 
 PREDICT_BATCH = 1024
 PLATEAU_FACTOR = 0.5
@@ -354,8 +350,13 @@ def members_together(
     The branches share no weights and the loss is their sum, so each member gets exactly its
     own gradient. Returns the joint model and the (plain, saveable) members.
     """
+    # The joint graph trains on numpy arrays with the builder's loss (and, as documented, every
+    # epoch with the last weights kept): refuse the options it would otherwise ignore.
     if config.lr_schedule == "plateau":
-        raise LenetError("members trained together take --lr-schedule constant or cosine, not plateau")
+        raise LenetError("members trained together take lr_schedule constant or cosine, not plateau")
+    ignored = [n for n in ("label_smoothing", "input_pipeline") if getattr(config, n) != getattr(TrainConfig, n)]
+    if ignored:
+        raise LenetError(f"members trained together cannot honour {', '.join(ignored)}: leave them at their defaults")
     models = []
     for index, seed in enumerate(seeds):
         set_seed(seed)

@@ -194,7 +194,7 @@ def test_a_refit_run_is_attacked_with_the_members_that_never_saw_the_digits(tiny
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (RobustnessSpec(), "robustness needs a model"),
+        (RobustnessSpec(), r"robustness needs model \(a model to train\) or run"),
         (RobustnessSpec(model="mlp", epsilons=(0.1, 1.5)), r"^epsilons: 1.5 is not a number in \[0, 1\]"),
         (RobustnessSpec(model="mlp", epsilons=()), "^epsilons: give at least one value"),
         (RobustnessSpec(model="mlp", train_epsilon=0.0), r"^train_epsilon must be a number in \(0, 1\]"),
@@ -226,6 +226,6 @@ def test_robustness_command_line(kaggle_dir: Path, tmp_path: Path, capsys) -> No
     capsys.readouterr()
     assert main(["robustness", "--data", str(kaggle_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["lenet-tf: error: robustness needs --model (to train one) or --run DIR (a finished run to attack)"]
+    assert err == ["lenet-tf: error: robustness needs --model (a model to train) or --run (a finished run to attack)"]
     assert main(["robustness", "--run", str(tmp_path / "nowhere"), "--data", str(kaggle_dir)]) == 2
     assert "nowhere: no config.json" in capsys.readouterr().err

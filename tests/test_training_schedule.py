@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from lenet_tf.data import prepare, split_data
-from lenet_tf.models import classic_lenet5
-from lenet_tf.training import TrainConfig, fit, train_together
+from lenet_tf.errors import LenetError
+from lenet_tf.models import classic_lenet5, wide_lenet5
+from lenet_tf.training import TrainConfig, fit, members_together, train_together
 
 
 class _Rates(keras.callbacks.Callback):
@@ -49,3 +50,10 @@ def test_train_together_any_number_of_members(tiny, members: int) -> None:
         assert set(result.history) == {"accuracy", "loss", "val_accuracy", "val_loss"}
         assert result.epochs_run == 1 and 0 <= result.val_accuracy <= 1
         assert result.extra["trained_together"] == members
+
+
+@pytest.mark.parametrize("change", [{"label_smoothing": 0.1}, {"input_pipeline": "tfdata"}])
+def test_members_trained_together_refuse_what_they_cannot_honour(change) -> None:
+    """The joint graph used the builder's loss and numpy arrays whatever the config said."""
+    with pytest.raises(LenetError, match=f"members trained together cannot honour {next(iter(change))}"):
+        members_together(wide_lenet5, TrainConfig(**change), [0, 1])

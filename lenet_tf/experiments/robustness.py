@@ -241,12 +241,7 @@ class RobustnessSpec(options.RobustnessOptions):
     ``run``), with and without adversarial training at ``train_epsilon``, at every ε of ``epsilons``."""
 
     def validate(self) -> RobustnessSpec:
-        options.validate(self)  # bounds of repeats, examples, epsilons, train_epsilon (> 0: 0 is normal training)
-        if self.model is None and self.run is None:
-            raise LenetError("robustness needs a model (to train) or a run directory (a finished run to attack)")
-        if self.run is not None and self.hparams_path is not None:
-            raise LenetError("hparams_path does not apply with run: the run's own model is used")
-        return self
+        return options.validate(self)  # bounds and rules (a model or a run; with a run, no hparams_path)
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,7 @@ def _read_training(configs: Mapping[str, StudyConfig], item: Item, directory: Pa
     if record is not None and record.get("configuration") != configs[item["label"]].to_dict():
         raise LenetError(
             f"{directory / ITEM_FILE} holds configuration {item['label']} with other settings; use another"
-            " --out, or --force to discard that study"
+            f" --out, or delete {directory} to train it again"
         )
     return record
 
@@ -391,11 +391,16 @@ def study_markdown(result: dict[str, Any]) -> str:
     configurations = {c["label"]: c for c in result["configurations"]}
     n = sorted({s["test_accuracy"]["n"] for s in summary.values()})
     repeats = str(n[0]) if len(n) == 1 else f"{n[0]}-{n[-1]}"
+    train = config["train"]
+    stopping = (
+        f"≤ {train['epochs']} epochs, early stopping on validation accuracy (patience {train['patience']})"
+        if train.get("restore_best", True)
+        else f"all {train['epochs']} epochs, last weights kept (no early stopping)"
+    )
     lines = [
         f"# Training study: {result['study']} (standard LeNet, one factor varied)\n\n",
-        f"Data: {result['data_source']}; split {config['split_sizes']}; protocol: ≤ {config['train']['epochs']}"
-        f" epochs, early stopping on validation accuracy (patience {config['train']['patience']}), batch"
-        f" {config['train']['batch_size']} unless set. {repeats} repeat(s) per configuration; mean ± sample std"
+        f"Data: {result['data_source']}; split {config['split_sizes']}; protocol: {stopping}, batch"
+        f" {train['batch_size']} unless set. {repeats} repeat(s) per configuration; mean ± sample std"
         " (ddof=1), 95 % CI (Student t) of the test accuracy.\n\n",
     ]
     if result.get("trainings_finished", 0) < result.get("trainings_planned", 0):
