@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.decomposition import PCA
-from sklearn.model_selection import train_test_split
 
-from ..data import IMAGE_SIDE, N_CLASSES, DigitData, split_data
+from ..data import IMAGE_SIDE, N_CLASSES, DigitData, split_data, stratified_indices
 from ..errors import LenetError
 from ..figures import plot_digit_grid, plot_test_predictions
 from ..plots import _save, plt
@@ -88,20 +87,11 @@ def ink_per_image(images: np.ndarray) -> np.ndarray:
     return np.count_nonzero(images.reshape(len(images), -1), axis=1) / (IMAGE_SIDE * IMAGE_SIDE)
 
 
-def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Sorted indices of a stratified random subset of ``n`` labels (all of them when n ≥ len)."""
-    labels = np.asarray(labels)
-    if n >= len(labels):
-        return np.arange(len(labels))
-    keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
-    return np.sort(keep)
-
-
 def pca_projection(
     images: np.ndarray, labels: np.ndarray, points: int = 5000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """2-D PCA of a stratified subsample: coordinates, their labels and the explained-variance ratios."""
-    keep = stratified_indices(labels, points, seed)
+    keep = stratified_indices(np.asarray(labels), points, seed, what="PCA points")
     x = np.asarray(images)[keep].reshape(len(keep), -1).astype(np.float32) / 255.0
     pca = PCA(n_components=2, random_state=seed)
     coords = pca.fit_transform(x)
