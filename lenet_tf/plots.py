@@ -22,25 +22,32 @@ from .stats import pm_at  # noqa: E402
 def plot_convergence(
     histories: Sequence[dict[str, list[float]]], path: str | Path, title: str, *, repeats: int = 1
 ) -> Path:
-    """Training and validation accuracy per epoch, several histories overlaid: an ensemble's
+    """Training and validation accuracy per epoch (left) and error rate on a log axis (right, where
+    the last epochs of a 99 %-accurate model differ), several histories overlaid: an ensemble's
     members, or ``repeats`` repeated trainings of as many members each."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, err) = plt.subplots(1, 2, figsize=(10, 4.2))
     for index, history in enumerate(histories):
         epochs = range(1, len(history["accuracy"]) + 1)
         label = index == 0
-        ax.plot(epochs, history["accuracy"], color="tab:blue", alpha=0.7, label="train" if label else None)
-        ax.plot(epochs, history["val_accuracy"], color="tab:orange", alpha=0.7, label="validation" if label else None)
-    ax.set_xlabel("epoch")
+        for key, color, name in (("accuracy", "tab:blue", "train"), ("val_accuracy", "tab:orange", "validation")):
+            values = np.asarray(history[key], dtype=float)
+            ax.plot(epochs, values, color=color, alpha=0.7, label=name if label else None)
+            err.plot(epochs, np.clip(1 - values, 1e-5, None), color=color, alpha=0.7)  # log axis: no zeros
     ax.set_ylabel("accuracy")
+    err.set_ylabel("error rate (1 − accuracy, log scale)")
+    err.set_yscale("log")
+    for axis in (ax, err):
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+        axis.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
     members = len(histories) // max(repeats, 1)
     overlaid = ""
     if repeats > 1:
         overlaid = f" ({repeats} repeats" + (f" × {members} members" if members > 1 else "") + " overlaid)"
     elif members > 1:
         overlaid = f" ({members} members overlaid)"
-    ax.set_title(title + overlaid)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    fig.suptitle(title + overlaid)  # over both panels: a long title is not clipped at one panel's edge
     return _save(fig, path)
 
 

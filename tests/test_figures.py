@@ -120,3 +120,20 @@ def test_member_histories_and_history_figures(tmp_path: Path) -> None:
         load_member_histories(tmp_path / "run")
     with pytest.raises(LenetError, match="no member metrics"):
         load_member_histories(tmp_path)
+
+
+def test_convergence_shows_the_error_rate_on_a_log_axis_in_whole_epochs(tmp_path: Path, monkeypatch) -> None:
+    """At 99 % accuracy the last epochs are invisible on a 0.2-1.0 accuracy axis: the error rate is
+    drawn on a log axis beside it, epochs are whole numbers, and the title spans both panels."""
+    import lenet_tf.plots as plots
+
+    shown = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: shown.setdefault("fig", fig))
+    history = {"accuracy": [0.9, 0.99, 0.999, 1.0], "val_accuracy": [0.95, 0.985, 0.99, 0.991]}
+    plots.plot_convergence([history, history], tmp_path / "c.png", title="a long model title")
+    accuracy_axis, error_axis = shown["fig"].axes
+    assert error_axis.get_yscale() == "log" and accuracy_axis.get_yscale() == "linear"
+    assert shown["fig"]._suptitle.get_text() == "a long model title (2 members overlaid)"
+    ticks = [t for t in error_axis.get_xticks() if 1 <= t <= 4]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert min(error_axis.lines[0].get_ydata()) > 0  # a perfect epoch stays on the log axis
