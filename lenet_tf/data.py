@@ -41,9 +41,15 @@ SAMPLE_TEST_SIZE = 1000
 # Protocols of the reference study: fractions of the labeled rows.
 EVALUATION_FRACTIONS = (0.6, 0.2, 0.2)  # train / validation / held-out test
 DEPLOYMENT_FRACTIONS = (0.7, 0.3)  # train / validation
-PROTOCOLS = ("evaluation", "deployment")
+HOLDOUT_FRACTION = 0.1  # the holdout protocol: 10 % held out (4,200), then deployment's 70 / 30 of the rest
+PROTOCOLS = ("evaluation", "deployment", "holdout")
 # The evaluation protocol splits off its test part first, then the validation part of the rest.
 _VAL_SHARE = EVALUATION_FRACTIONS[1] / (EVALUATION_FRACTIONS[0] + EVALUATION_FRACTIONS[1])
+# Protocols with a held-out test part: (test fraction of all, validation fraction of the rest).
+_TEST_FIRST = {
+    "evaluation": (EVALUATION_FRACTIONS[2], _VAL_SHARE),
+    "holdout": (HOLDOUT_FRACTION, DEPLOYMENT_FRACTIONS[1]),
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class Split:
     y_test: np.ndarray | None = None
     protocol: str = "deployment"
     seed: int = 0
+    # Row numbers (0-based, in the labeled data as given) of the held-out test part: a run records
+    # which digits no choice may see.
+    test_rows: np.ndarray | None = None
 
     def sizes(self) -> dict[str, int]:
         sizes = {"train": len(self.y_train), "val": len(self.y_val)}
@@ -475,9 +484,10 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed: int, indices: n
 
 def _part_sizes(n: int, protocol: str) -> tuple[int, ...]:
     """The parts' sizes for ``n`` rows, rounded as scikit-learn's ``train_test_split`` rounds them."""
-    if protocol == "evaluation":
-        test = math.ceil(EVALUATION_FRACTIONS[2] * n)
-        val = math.ceil(_VAL_SHARE * (n - test))
+    if protocol in _TEST_FIRST:
+        test_fraction, val_share = _TEST_FIRST[protocol]
+        test = math.ceil(test_fraction * n)
+        val = math.ceil(val_share * (n - test))
         return n - test - val, val, test
     val = math.ceil(DEPLOYMENT_FRACTIONS[1] * n)
     return n - val, val
@@ -492,7 +502,7 @@ def _check_splittable(labels: np.ndarray, protocol: str, source: str) -> None:
     rarest = int(present[np.argmin(counts[present])])
     # scikit-learn stratifies only with 2 images of each class and parts of at least one per class;
     # the evaluation split stratifies its first part again, which may keep one image fewer: 3.
-    each = 3 if protocol == "evaluation" else 2
+    each = 3 if protocol in _TEST_FIRST else 2
     if counts[rarest] < each:
         raise LenetError(
             f"{source}: digit {rarest} has {counts[rarest]} labeled image(s); the {protocol} split needs at least"
@@ -511,26 +521,23 @@ def split_data(data: DigitData, protocol: str = "deployment", seed: int = 0) -> 
     """Deterministic stratified split of the labeled digits.
 
     ``evaluation``: 60 / 20 / 20 (25,200 / 8,400 / 8,400 on the Kaggle train.csv);
-    ``deployment``: 70 / 30 (29,400 / 12,600).
+    ``deployment``: 70 / 30 (29,400 / 12,600);
+    ``holdout``: 10 % held out first, then 70 / 30 of the rest (26,460 / 11,340 / 4,200): the
+    deployment protocol with a test part that no choice sees, for an honest estimate of a recipe.
     """
     if protocol not in PROTOCOLS:
         raise LenetError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     images, labels = data.train_images, data.train_labels
     _check_splittable(labels, protocol, data.source)
     everything = np.arange(len(labels))
-    if protocol == "evaluation":
-        rest, test_idx = _stratified_split(labels, EVALUATION_FRACTIONS[2], seed, everything)
-        train_idx, val_idx = _stratified_split(labels, _VAL_SHARE, seed, rest)
+    if protocol in _TEST_FIRST:
+        test_fraction, val_share = _TEST_FIRST[protocol]
+        rest, test_idx = _stratified_split(labels, test_fraction, seed, everything)
+        train_idx, val_idx = _stratified_split(labels, val_share, seed, rest)
         return Split(
-            images[train_idx],
-            labels[train_idx],
-            images[val_idx],
-            labels[val_idx],
-            images[test_idx],
-            labels[test_idx],
-            protocol=protocol,
-            seed=seed,
-        )
+            images[train_idx], labels[train_idx], images[val_idx], labels[val_idx], images[test_idx], labels[test_idx],
+            protocol=protocol, seed=seed, test_rows=test_idx,
+        )  # fmt: skip
     train_idx, val_idx = _stratified_split(labels, DEPLOYMENT_FRACTIONS[1], seed, everything)
     return Split(images[train_idx], labels[train_idx], images[val_idx], labels[val_idx], protocol=protocol, seed=seed)
 

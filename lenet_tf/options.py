@@ -322,7 +322,7 @@ def from_dests(cls: Any, values: Mapping[str, Any]) -> dict[str, Any]:
 
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 INPUT_PIPELINES = ("numpy", "tfdata")
-PROTOCOLS = ("deployment", "evaluation")  # data.PROTOCOLS (a test keeps them equal)
+PROTOCOLS = ("deployment", "evaluation", "holdout")  # data.PROTOCOLS (a test keeps them equal)
 STUDY_NAMES = ("activation", "initialization", "optimizer", "dropout", "batch_size")  # studies.STUDIES
 TUNERS = ("bayesian", "hyperband", "random")
 # Augmentation strengths: shifts up to 10 % of the side (±2.8 px), rotations up to ±0.04 turn
@@ -453,7 +453,8 @@ class JobOptions(SeedOptions, ModelOptions):
     RULES: ClassVar[tuple[Rule, ...]] = FIT_RULES
     model: str = override(ModelOptions, "model", "optimized")
     protocol: str = option("deployment", kind="str", choices=PROTOCOLS, flag="split",
-                           help="deployment: 70/30 train/val; evaluation: 60/20/20 train/val/test")  # fmt: skip
+                           help="deployment: 70/30 train/val; evaluation: 60/20/20 train/val/test; holdout: "
+                           "10 %% held out (test, seen by no choice), then 70/30 train/val")  # fmt: skip
     train: TrainConfig = field(default_factory=TrainConfig)
     refit: bool = option(False, kind="bool", help="after training, retrain every member on train + validation "
                          "images for its best epoch count; the retrained members write the submission")  # fmt: skip

@@ -9,6 +9,13 @@ import numpy as np
 from scipy import stats
 
 
+def binomial_ci(correct: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of an accuracy of ``correct`` of ``total`` digits: what one
+    held-out figure may be, from the digits alone (no repeats needed)."""
+    interval = stats.binomtest(int(correct), int(total)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(interval.low), float(interval.high)
+
+
 def summarize(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> dict[str, Any]:
     """Mean, sample standard deviation (ddof=1) and a Student-t confidence interval of the mean.
 

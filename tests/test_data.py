@@ -161,8 +161,8 @@ def test_splits_are_stratified_deterministic_and_disjoint() -> None:
 
 
 def test_unknown_protocol_is_an_error() -> None:
-    with pytest.raises(LenetError, match="unknown split protocol 'holdout'"):
-        split_data(_balanced(100), "holdout")
+    with pytest.raises(LenetError, match="unknown split protocol 'kfold'"):
+        split_data(_balanced(100), "kfold")
 
 
 def test_subsample_is_stratified_and_checks_size() -> None:

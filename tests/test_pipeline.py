@@ -10,13 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from lenet_tf.data import prepare
+from lenet_tf.data import _part_sizes, prepare, split_data
 from lenet_tf.ensemble import REFIT_DIR, Ensemble
 from lenet_tf.errors import LenetError
 from lenet_tf.models import wide_lenet5
-from lenet_tf.pipeline import JobSpec, TrainingResult, run_training
+from lenet_tf.pipeline import HELDOUT_ROWS, JobSpec, TrainingResult, run_training
 from lenet_tf.submission import read_submission
 from lenet_tf.training import TrainConfig, fit
 
@@ -115,3 +116,21 @@ def test_final_weights_train_every_epoch() -> None:
     assert fit(wide_lenet5(), x, y, x, y, config=still, progress=False).epochs_run == 2
     final = fit(wide_lenet5(), x, y, x, y, config=replace(still, restore_best=False), progress=False)
     assert final.epochs_run == 4 and final.best_epoch == 4
+
+
+def test_holdout_split_reports_an_untouched_part_once_with_its_interval_and_rows(tiny, tmp_path: Path) -> None:
+    """Issue 19's honest estimate: 10 % of the labeled digits held out before the 70/30 split, scored
+    once with an exact 95 % interval, their rows recorded in the run."""
+    assert _part_sizes(42000, "holdout") == (26460, 11340, 4200)
+    split = split_data(tiny, "holdout", seed=0)
+    assert split.sizes() == {"train": 378, "val": 162, "test": 60}
+    np.testing.assert_array_equal(tiny.train_labels[split.test_rows], split.y_test)
+    assert np.bincount(split.y_test, minlength=10).min() >= 5  # stratified: 6 of each digit in 60
+    out = tmp_path / "run"
+    result = run_training(JobSpec(model="lenet5-wide", protocol="holdout", train=FAST), out, data=tiny, **QUIET)
+    ensemble = result.metrics["ensemble"]
+    low, high = ensemble["test_accuracy_ci95"]
+    assert low <= ensemble["test_accuracy"] <= high and high - low > 0.05  # 60 digits: a wide interval
+    rows = pd.read_csv(out / HELDOUT_ROWS)
+    assert rows["row"].tolist() == split.test_rows.tolist() and rows["label"].tolist() == split.y_test.tolist()
+    assert "95 % interval" in (out / "metrics.md").read_text()
