@@ -29,7 +29,7 @@ def _error_line(capsys) -> str:
         (["ensemble", "--members", "0"], "argument --members: must be an integer ≥ 1, got '0'"),
         (["train", "--epochs", "-2"], "argument --epochs: must be an integer ≥ 1, got '-2'"),
         (["train", "--batch-size", "abc"], "argument --batch-size: must be an integer ≥ 1, got 'abc'"),
-        (["train", "--split", "holdout"], "argument --split: invalid choice"),
+        (["train", "--split", "kfold"], "argument --split: invalid choice"),
         (["train", "--augment-rotation", "200"], "--augment-rotation: must be a number in [0, 180], got '200'"),
         (["ensemble", "--augment-shift", "x"], "argument --augment-shift: must be a number in [0, 0.5], got 'x'"),
         (
