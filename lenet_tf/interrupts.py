@@ -39,9 +39,21 @@ def as_interruption() -> Iterator[None]:
         raise
 
 
-def _on_sigint(_signum: int, _frame: FrameType | None) -> None:
+def _on_sigint(_signum: int, frame: FrameType | None) -> None:
     _requested["sigint"] = True
+    if _in_finalizer(frame):
+        # Raised here, Python would print "Exception ignored in …" with a traceback and swallow it;
+        # the record makes training's next epoch check (or any later error) the interruption.
+        return
     raise KeyboardInterrupt
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    """Whether the code a signal interrupted is a finalizer: a weakref callback or a ``__del__``."""
+    if frame is None:
+        return False
+    code = frame.f_code
+    return code.co_name == "__del__" or code.co_filename.endswith(("weakref.py", "_weakrefset.py"))
 
 
 @contextmanager

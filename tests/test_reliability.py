@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -298,6 +299,28 @@ def test_ctrl_c_that_tensorflow_turned_into_another_error_exits_130(ctrl_c_enabl
     monkeypatch.setattr("lenet_tf.cli._run", traced)
     assert main(["train", "--model", "standard"]) == 130
     assert capsys.readouterr().err.strip() == "lenet-tf: interrupted; run the same command again to resume"
+
+
+def test_ctrl_c_inside_a_finalizer_is_recorded_not_raised(ctrl_c_enabled, capsys) -> None:
+    """A Ctrl-C landing in a weakref callback printed "Exception ignored in … KeyboardInterrupt" and a
+    traceback on stderr (seen in CI as a flaky failure of the Ctrl-C test): there it is only
+    recorded, and the next check raises it."""
+    frames = []
+
+    class Finalized:
+        def __del__(self) -> None:
+            frames.append(sys._getframe())
+
+    Finalized()
+    weakref_frame = types.SimpleNamespace(f_code=types.SimpleNamespace(co_name="remove", co_filename="/x/weakref.py"))
+    with interrupts.handle_ctrl_c():
+        for frame in (frames[0], weakref_frame):
+            interrupts._on_sigint(signal.SIGINT, frame)  # no KeyboardInterrupt here
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+        with pytest.raises(KeyboardInterrupt):  # anywhere else it interrupts at once, as before
+            interrupts._on_sigint(signal.SIGINT, sys._getframe())
+    assert capsys.readouterr().err == ""
 
 
 def test_an_ignored_ctrl_c_stays_ignored() -> None:
