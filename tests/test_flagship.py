@@ -231,6 +231,12 @@ def test_levers_table(tiny, tmp_path: Path) -> None:
     assert [r["together"] for r in rows] == [1, 1, 2]
     table = (tmp_path / "levers" / "levers.md").read_text()
     assert "| wide-augment-spe8 |" in table and "120,382" in table
+    # On the shared runner: a rerun loads every finished lever instead of training it again.
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "levers" / "levers").glob("*/metrics.json")}
+    names = ("wide-b128", "wide-augment-spe8", "wide-augment-2in1")
+    again = measure_levers(tmp_path / "levers", data=tiny, names=names, epochs=1, progress=False, echo=lambda _: None)
+    assert again == rows and len(stamps) == 3
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     with pytest.raises(LenetError, match="unknown lever 'fastest'"):
         measure_levers(tmp_path / "levers", data=tiny, names=("fastest",), progress=False)
 

@@ -17,14 +17,16 @@ from typing import Any
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
 
-from ..data import DigitData, load_data, split_data, subsample
+from ..data import DigitData, Split
 from ..ensemble import FLAGSHIP, flagship_train_config
+from ..errors import LenetError
 from ..models import get_builder
-from ..rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from ..pipeline import prepare_job
+from ..rundir import environment, markdown_table, write_json, write_text
 from ..seeds import member_seed
 from ..training import TrainConfig, train, train_together
+from .runner import Experiment, Item, Progress, Records, read_item, run_experiment
 
 LEVERS_DIR = "levers"
 
@@ -110,73 +112,83 @@ def measure_levers(
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Train every lever (or those in ``names``) once and write ``levers.json`` / ``levers.md``."""
-    levers = [lever for lever in LEVERS if names is None or lever.name in names]
+    """Train every lever (or those in ``names``) once, each an item of the shared resumable runner,
+    and write ``levers.json`` / ``levers.md``; return the rows (one per lever)."""
+    levers = _chosen_levers(names, epochs)
+    job = prepare_job("standard", None, protocol="deployment", split_seed=0, max_train=max_train, data=data,
+                      source=source, echo=echo)  # fmt: skip
+    split = job.split
+    plan = [Item(f"{LEVERS_DIR}/{lever.name}", {"lever": lever}) for lever in levers]
+
+    def load(item: Item, directory: Path) -> dict[str, Any] | None:
+        saved = read_item(item, directory)  # a lever since changed is measured again
+        return saved if saved is not None and _same_lever(saved, item["lever"]) else None
+
+    def write_outputs(records: Records, done: Progress) -> tuple[dict[str, Any], dict[str, Path]]:
+        rows = [record | {"description": item["lever"].description} for item, record in records]
+        summary = {"data": job.data.source, "split": split.sizes(), "levers": rows, "environment": environment()}
+        paths = {"levers.json": out / "levers.json", "levers.md": out / "levers.md"}
+        write_json(paths["levers.json"], summary)
+        write_text(paths["levers.md"], levers_markdown(summary, done.note("levers")))
+        return summary, paths
+
+    out = Path(out)
+    experiment = Experiment(
+        "levers", plan, lambda item, _: _measure(item["lever"], split, seed, progress), write_outputs, load_item=load,
+        on_item=lambda item, row, _: echo(f"{item['lever'].name}: val accuracy {row['val_accuracy']:.4f}"
+                                          f" in {row['seconds']:.0f}s"), unit="lever",
+    )  # fmt: skip
+    config = {"kind": "levers", "data_fingerprint": job.data.fingerprint(), "max_train": max_train, "seed": seed}
+    result = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    echo(f"results: {out}/levers.md, levers.json")
+    return result.report["levers"]
+
+
+def _chosen_levers(names: tuple[str, ...] | None, epochs: int | None) -> list[Lever]:
     unknown = set(names or ()) - {lever.name for lever in LEVERS}
     if unknown:
-        from ..errors import LenetError
-
         raise LenetError(f"unknown lever {sorted(unknown)[0]!r}; choose from {', '.join(lv.name for lv in LEVERS)}")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise LenetError(f"epochs must be an integer ≥ 1, got {epochs!r}")
+    levers = [lever for lever in LEVERS if names is None or lever.name in names]
     if epochs is not None:
         levers = [replace(lv, train=replace(lv.train, epochs=min(epochs, lv.train.epochs))) for lv in levers]
-    if data is None:
-        data = load_data(source)
-    if max_train:
-        data = subsample(data, max_train, seed=0)
-    split = split_data(data, "deployment", seed=0)
-    out = Path(out)
-    open_run(
-        out,
-        {"kind": "levers", "data_fingerprint": data.fingerprint(), "max_train": max_train, "seed": seed},
-        force=force,
-    )
-    rows = []
-    for lever in tqdm(levers, desc="levers", unit="lever", disable=not progress):
-        path = out / LEVERS_DIR / f"{lever.name}.json"
-        if path.is_file() and _same_lever(read_json(path), lever):
-            row = read_json(path) | {"name": lever.name, "description": lever.description}
-        else:
-            timer = EpochTimer()
-            builder = get_builder(lever.model)
-            if lever.together == 1:
-                model, result = train(
-                    builder, split, config=lever.train, seed=member_seed(seed, 0), progress=progress, callbacks=[timer]
-                )
-                results = [result]
-            else:
-                seeds = [member_seed(seed, i) for i in range(lever.together)]
-                models, results = train_together(
-                    builder, split, members=lever.together, config=lever.train, seeds=seeds, progress=progress,
-                    callbacks=[timer],
-                )  # fmt: skip
-                model = models[0]
-            # Per member: a joint training's time is shared by its members.
-            row = {
-                "name": lever.name,
-                "description": lever.description,
-                "model": lever.model,
-                "parameters": model.count_params(),
-                "train": lever.train.to_dict(),
-                "together": lever.together,
-                "val_accuracy": float(np.mean([r.val_accuracy for r in results])),
-                "best_epoch": results[0].best_epoch,
-                "epochs_run": results[0].epochs_run,
-                "seconds": round(sum(r.seconds for r in results) / len(results), 1),
-                # The first epoch also compiles the graph: the median of the others is the pace.
-                "seconds_per_epoch": round(float(np.median(timer.seconds[1:] or timer.seconds)) / lever.together, 2),
-            }
-            write_json(path, row)
-        echo(f"{lever.name}: val accuracy {row['val_accuracy']:.4f} in {row['seconds']:.0f}s")
-        rows.append(row)
-    summary = {"data": data.source, "split": split.sizes(), "levers": rows, "environment": environment()}
-    write_json(out / "levers.json", summary)
-    write_text(out / "levers.md", levers_markdown(summary))
-    echo(f"results: {out}/levers.md, levers.json")
-    return rows
+    return levers
 
 
-def levers_markdown(summary: dict[str, Any]) -> str:
-    """The levers table as Markdown."""
+def _measure(lever: Lever, split: Split, seed: int, progress: bool) -> dict[str, Any]:
+    """Train one lever's member(s) and return its row."""
+    timer = EpochTimer()
+    builder = get_builder(lever.model)
+    if lever.together == 1:
+        model, result = train(builder, split, config=lever.train, seed=member_seed(seed, 0), progress=progress,
+                              callbacks=[timer])  # fmt: skip
+        results = [result]
+    else:
+        seeds = [member_seed(seed, i) for i in range(lever.together)]
+        models, results = train_together(
+            builder, split, members=lever.together, config=lever.train, seeds=seeds, progress=progress,
+            callbacks=[timer],
+        )  # fmt: skip
+        model = models[0]
+    # Per member: a joint training's time is shared by its members.
+    return {
+        "name": lever.name,
+        "model": lever.model,
+        "parameters": model.count_params(),
+        "train": lever.train.to_dict(),
+        "together": lever.together,
+        "val_accuracy": float(np.mean([r.val_accuracy for r in results])),
+        "best_epoch": results[0].best_epoch,
+        "epochs_run": results[0].epochs_run,
+        "seconds": round(sum(r.seconds for r in results) / len(results), 1),
+        # The first epoch also compiles the graph: the median of the others is the pace.
+        "seconds_per_epoch": round(float(np.median(timer.seconds[1:] or timer.seconds)) / lever.together, 2),
+    }
+
+
+def levers_markdown(summary: dict[str, Any], unfinished: str = "") -> str:
+    """The levers table as Markdown (``unfinished``: the runner's "k of N finished so far" note)."""
     header = ["lever", "what changes", "params", "val acc", "best epoch / run", "seconds", "s / epoch"]
     rows = [
         [
@@ -193,7 +205,8 @@ def levers_markdown(summary: dict[str, Any]) -> str:
     sizes = summary["split"]
     return (
         "# Levers of the flagship ensemble (one member each)\n\n"
-        f"Data: {summary['data']}; deployment split {sizes['train']:,} train / {sizes['val']:,} validation;"
+        + (f"{unfinished}.\n\n" if unfinished else "")
+        + f"Data: {summary['data']}; deployment split {sizes['train']:,} train / {sizes['val']:,} validation;"
         " seed 0.\n\n" + markdown_table(header, rows)
     )
 
@@ -202,8 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m lenet_tf.experiments.levers --data ZIP --out DIR [--only a,b] [--epochs N]``."""
     import argparse
     import sys
-
-    from ..errors import LenetError
 
     parser = argparse.ArgumentParser(prog="python -m lenet_tf.experiments.levers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="data source, as for lenet-tf")
