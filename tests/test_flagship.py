@@ -16,7 +16,7 @@ from lenet_tf.ensemble import FLAGSHIP, REFIT_DIR, Ensemble, flagship_train_conf
 from lenet_tf.errors import LenetError
 from lenet_tf.experiments.levers import measure_levers
 from lenet_tf.models import BUILDERS, wide_lenet5
-from lenet_tf.pipeline import JobSpec, run_training
+from lenet_tf.pipeline import JobSpec, prepare_job, run_training
 from lenet_tf.training import TrainConfig, _schedule, fit, predict_proba, refit, train, train_together
 
 FAST = TrainConfig(epochs=2, batch_size=64, patience=2)
@@ -239,6 +239,28 @@ def test_levers_table(tiny, tmp_path: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     with pytest.raises(LenetError, match="unknown lever 'fastest'"):
         measure_levers(tmp_path / "levers", data=tiny, names=("fastest",), progress=False)
+
+
+def test_levers_never_see_the_digits_the_holdout_run_reports_on(tiny, tmp_path: Path, monkeypatch) -> None:
+    """The levers choose the recipe, so they must train and validate without the rows that
+    `ensemble --split holdout` (same split seed) scores once; before, they used the deployment split."""
+    import lenet_tf.experiments.levers as levers_module
+
+    seen = []
+
+    def fake_measure(lever, split, seed, progress):
+        seen.append(split)
+        return {"name": lever.name, "parameters": 1, "val_accuracy": 0.5, "best_epoch": 1, "epochs_run": 1,
+                "seconds": 1.0, "seconds_per_epoch": 1.0, "together": 1}  # fmt: skip
+
+    monkeypatch.setattr(levers_module, "_measure", fake_measure)
+    measure_levers(tmp_path / "levers", data=tiny, names=("wide-b128",), progress=False, echo=lambda _: None)
+    held_out = prepare_job("lenet5-bn", None, protocol="holdout", split_seed=0, max_train=None, data=tiny,
+                           echo=lambda _: None)
+    split = seen[0]
+    assert split.protocol == "holdout" and len(split.y_train) + len(split.y_val) == 600 - len(held_out.split.y_test)
+    np.testing.assert_array_equal(split.test_rows, held_out.split.test_rows)
+    assert "never read here" in (tmp_path / "levers" / "levers.md").read_text()
 
 
 def test_flagship_member_generalises_on_the_embedded_sample(sample, tmp_path: Path) -> None:

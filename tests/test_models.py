@@ -68,6 +68,20 @@ def test_batch_normalised_lenet5() -> None:
         lenet5(units=())
 
 
+def test_deep_lenet5_keeps_lenet5s_receptive_fields_with_3x3_pairs() -> None:
+    model = get_builder("lenet5-deep")()
+    # 3x3 convs without biases: 1->32, 32->32, 32->32 (strided), 32->64, 64->64, 64->64 (strided);
+    # dense 5*5*64 -> 128 without bias, 128x10+10; 4 figures per normalised channel.
+    convs = 9 * (32 + 32 * 32 * 2 + 32 * 64 + 64 * 64 * 2)
+    assert model.count_params() == convs + 1600 * 128 + 1_290 + 4 * (3 * 32 + 3 * 64 + 128) == 318_634
+    # Two valid 3x3 convolutions shrink the padded 32x32 as one 5x5 does (28), the strided one halves it.
+    assert model.get_layer("c1b").output.shape[1:3] == (28, 28) and model.get_layer("s1").output.shape[1:3] == (14, 14)
+    assert model.get_layer("c2b").output.shape[1:3] == (10, 10) and model.get_layer("s2").output.shape[1:3] == (5, 5)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert "MaxPooling2D" not in kinds and kinds.count("Dropout") == 3
+    assert model_title("lenet5-deep").startswith("deep LeNet-5")
+
+
 def test_classic_pads_to_32() -> None:
     assert classic_lenet5().layers[0].output.shape[1:3] == (32, 32)
 

@@ -29,6 +29,7 @@ from ..training import TrainConfig, train, train_together
 from .runner import Experiment, Item, Progress, Records, read_item, run_experiment
 
 LEVERS_DIR = "levers"
+LEVERS_PROTOCOL = "holdout"
 
 # The levers' common settings: the flagship's, one training step per call (the pace levers come
 # last; the flagship member is the `bn-augment-spe8` row).
@@ -72,6 +73,11 @@ LEVERS: tuple[Lever, ...] = (
           "lenet5-wide", BASE_TRAIN, together=2),
     Lever("bn-augment-spe8", "+ steps_per_execution 8: the flagship member (make ensemble)", FLAGSHIP_MODEL,
           FLAGSHIP_TRAIN),
+    # Issue 19's candidate levers beyond the flagship, each one change from its member.
+    Lever("bn-augment-smooth", "flagship member + label smoothing 0.1", FLAGSHIP_MODEL,
+          replace(FLAGSHIP_TRAIN, label_smoothing=0.1)),
+    Lever("deep-augment-spe8", "deep LeNet-5 (two 3x3 convolutions per 5x5, strided convolutions, dropout 0.4), "
+          "flagship training", "lenet5-deep", FLAGSHIP_TRAIN),
 )  # fmt: skip
 
 
@@ -115,7 +121,9 @@ def measure_levers(
     """Train every lever (or those in ``names``) once, each an item of the shared resumable runner,
     and write ``levers.json`` / ``levers.md``; return the rows (one per lever)."""
     levers = _chosen_levers(names, epochs)
-    job = prepare_job("standard", None, protocol="deployment", split_seed=0, max_train=max_train, data=data,
+    # The holdout protocol's split: levers choose the recipe, so they train and validate on its 90 %
+    # and never read the 10 % that `lenet-tf ensemble --split holdout` reports the chosen recipe on.
+    job = prepare_job("standard", None, protocol=LEVERS_PROTOCOL, split_seed=0, max_train=max_train, data=data,
                       source=source, echo=echo)  # fmt: skip
     split = job.split
     plan = [Item(f"{LEVERS_DIR}/{lever.name}", {"lever": lever}) for lever in levers]
@@ -138,7 +146,8 @@ def measure_levers(
         on_item=lambda item, row, _: echo(f"{item['lever'].name}: val accuracy {row['val_accuracy']:.4f}"
                                           f" in {row['seconds']:.0f}s"), unit="lever",
     )  # fmt: skip
-    config = {"kind": "levers", "data_fingerprint": job.data.fingerprint(), "max_train": max_train, "seed": seed}
+    config = {"kind": "levers", "data_fingerprint": job.data.fingerprint(), "max_train": max_train, "seed": seed,
+              "protocol": LEVERS_PROTOCOL}  # fmt: skip
     result = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
     echo(f"results: {out}/levers.md, levers.json")
     return result.report["levers"]
@@ -206,8 +215,9 @@ def levers_markdown(summary: dict[str, Any], unfinished: str = "") -> str:
     return (
         "# Levers of the flagship ensemble (one member each)\n\n"
         + (f"{unfinished}.\n\n" if unfinished else "")
-        + f"Data: {summary['data']}; deployment split {sizes['train']:,} train / {sizes['val']:,} validation;"
-        " seed 0.\n\n" + markdown_table(header, rows)
+        + f"Data: {summary['data']}; holdout protocol: {sizes['train']:,} train / {sizes['val']:,} validation;"
+        f" the {sizes.get('test', 0):,} held-out digits are never read here (they score the chosen recipe once,"
+        " `lenet-tf ensemble --split holdout`); seed 0.\n\n" + markdown_table(header, rows)
     )
 
 
