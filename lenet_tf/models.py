@@ -317,6 +317,18 @@ def optimized_lenet(hparams: LeNetHParams = OPTIMIZED_HPARAMS) -> keras.Sequenti
     return model
 
 
+# Batch-norm momentum of the normalised members: see bn_lenet5 for why not Keras' 0.99.
+SMALL_DATA_BN_MOMENTUM = 0.9
+
+
+def _normalised(layer: keras.layers.Layer, name: str, activation: str, momentum: float) -> list[keras.layers.Layer]:
+    """``layer`` → BatchNormalization → ``activation``: the pre-activations are normalised, so the
+    layer's bias is dropped (the normalisation's shift replaces it)."""
+    layer.use_bias = False
+    normalise = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")
+    return [layer, normalise, layers.Activation(activation, name=f"{name}_act")]
+
+
 def lenet5(
     *,
     filters: tuple[int, int] = (6, 16),
@@ -349,12 +361,7 @@ def lenet5(
     pool = layers.AveragePooling2D if pooling == "average" else layers.MaxPooling2D
 
     def hidden(layer: keras.layers.Layer, layer_name: str) -> list[keras.layers.Layer]:
-        if not batch_norm:
-            return [layer]
-        # Normalise the pre-activations (the bias is then redundant: the normalisation's shift replaces it).
-        layer.use_bias = False
-        normalise = layers.BatchNormalization(momentum=bn_momentum, name=f"{layer_name}_bn")
-        return [layer, normalise, layers.Activation(activation, name=f"{layer_name}_act")]
+        return _normalised(layer, layer_name, activation, bn_momentum) if batch_norm else [layer]
 
     act = None if batch_norm else activation
     stack: list[keras.layers.Layer] = [keras.Input(shape=INPUT_SHAPE), layers.ZeroPadding2D(2, name="pad_to_32")]
@@ -427,7 +434,7 @@ def bn_lenet5() -> keras.Sequential:
     deployment split, one member, 0.9945 (0.99) vs 0.9944 (0.9): no loss on large data."""
     return lenet5(
         filters=(32, 64), units=(256,), activation="relu", pooling="max", dropout=0.3, batch_norm=True,
-        bn_momentum=0.9, dropout_before_output=True, name="bn_lenet5",
+        bn_momentum=SMALL_DATA_BN_MOMENTUM, dropout_before_output=True, name="bn_lenet5",
     )  # fmt: skip
 
 
@@ -444,17 +451,14 @@ def deep_lenet5() -> keras.Sequential:
 
     def conv(filters: int, name: str, strides: int = 1) -> list[keras.layers.Layer]:
         padding = "same" if strides > 1 else "valid"
-        return [
-            layers.Conv2D(filters, 3, strides=strides, padding=padding, use_bias=False, name=name),
-            layers.BatchNormalization(momentum=0.9, name=f"{name}_bn"),
-            layers.Activation("relu", name=f"{name}_act"),
-        ]
+        layer = layers.Conv2D(filters, 3, strides=strides, padding=padding, name=name)
+        return _normalised(layer, name, "relu", SMALL_DATA_BN_MOMENTUM)
 
     for block, filters in ((1, 32), (2, 64)):
         stack += conv(filters, f"c{block}a") + conv(filters, f"c{block}b") + conv(filters, f"s{block}", strides=2)
         stack.append(layers.Dropout(0.4, name=f"dropout_{block}"))
-    stack += [layers.Flatten(name="flatten"), layers.Dense(128, use_bias=False, name="f5")]
-    stack += [layers.BatchNormalization(momentum=0.9, name="f5_bn"), layers.Activation("relu", name="f5_act")]
+    stack.append(layers.Flatten(name="flatten"))
+    stack += _normalised(layers.Dense(128, name="f5"), "f5", "relu", SMALL_DATA_BN_MOMENTUM)
     stack.append(layers.Dropout(0.4, name="dropout_3"))
     stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities"))
     return _compile(keras.Sequential(stack, name="deep_lenet5"), _adam())

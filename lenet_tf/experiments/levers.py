@@ -216,7 +216,7 @@ def levers_markdown(summary: dict[str, Any], unfinished: str = "") -> str:
         "# Levers of the flagship ensemble (one member each)\n\n"
         + (f"{unfinished}.\n\n" if unfinished else "")
         + f"Data: {summary['data']}; holdout protocol: {sizes['train']:,} train / {sizes['val']:,} validation;"
-        f" the {sizes.get('test', 0):,} held-out digits are never read here (they score the chosen recipe once,"
+        f" the {sizes['test']:,} held-out digits are never read here (they score the chosen recipe once,"
         " `lenet-tf ensemble --split holdout`); seed 0.\n\n" + markdown_table(header, rows)
     )
 
