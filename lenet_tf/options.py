@@ -378,6 +378,10 @@ class TrainConfig:
     label_smoothing: float = option(0.0, kind="float", low=0, high=1, high_open=True,
                                     help="train on targets 1 − ε + ε/10 for the true digit and ε/10 elsewhere "
                                     "(Keras' smoothing)")  # fmt: skip
+    ema_momentum: float = option(0.0, kind="float", low=0, high=1, high_open=True,
+                                 help="keep an exponential moving average of the weights with this momentum "
+                                 "(Keras' use_ema, e.g. 0.99; 0: off): validation and the saved member use the "
+                                 "average")  # fmt: skip
     # False: train every epoch and keep the last weights (the flagship's cosine schedule ends at its best).
     restore_best: bool = option(True, kind="bool", flag="final-weights", invert=True,
                                 help="train all --epochs (no early stopping) and keep the last weights: the "
@@ -390,6 +394,16 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The configuration as recorded in a run's config.json: every field."""
         return record(self)
+
+
+# Training fields added after runs were recorded, each with the value that trains as before it
+# existed: a recorded run that lacks one trained with that value, so it is still the same run.
+ADDED_TRAIN_FIELDS: dict[str, Any] = {"ema_momentum": 0.0}
+
+
+def complete_train_record(train: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded ``TrainConfig.to_dict()`` with the fields added since it was written."""
+    return {**ADDED_TRAIN_FIELDS, **train}
 
 
 def _idle_strengths(values: Mapping[str, Any]) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LenetError
+from .options import complete_train_record
 
 CONFIG_FILE = "config.json"
 # Schema of config.json and of what a run directory holds. 2: every seed derived by
@@ -172,9 +173,15 @@ def _without_versions(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in (SCHEMA_KEY, PACKAGE_KEY)}
 
 
+def _completed(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with its training record completed by the fields added since it was written."""
+    train = config.get("train")
+    return {**config, "train": complete_train_record(train)} if isinstance(train, Mapping) else dict(config)
+
+
 def _resume_problem(previous: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
     """Why the run recorded as ``previous`` cannot be resumed for ``config`` (None: it can)."""
-    schema, recorded = _schema_problem(previous), _without_versions(previous)
+    schema, recorded, config = _schema_problem(previous), _completed(_without_versions(previous)), _completed(config)
     if recorded == config:
         return schema
     difference = f"a different configuration ({_first_difference(recorded, config)})"

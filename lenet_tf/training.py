@@ -50,7 +50,6 @@ class FitResult:
         return asdict(self)
 
 
-
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow (weight initialisation, shuffling, dropout)."""
     keras.utils.set_random_seed(int(seed))
@@ -114,7 +113,11 @@ def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
         if not isinstance(model.optimizer.learning_rate, keras.Variable):
             raise LenetError("--learning-rate cannot replace this model's learning-rate schedule")
         model.optimizer.learning_rate = float(config.learning_rate)
-    if not config.augment and config.steps_per_execution == 1 and not config.label_smoothing:
+    optimizer = model.optimizer
+    if config.ema_momentum:  # the builder's optimizer, rebuilt to keep the average (Polyak averaging)
+        ema = {"use_ema": True, "ema_momentum": float(config.ema_momentum)}
+        optimizer = type(optimizer).from_config({**optimizer.get_config(), **ema})
+    elif not config.augment and config.steps_per_execution == 1 and not config.label_smoothing:
         return model
     trainer = model
     if config.augment:
@@ -122,7 +125,7 @@ def _trainer(model: keras.Model, config: TrainConfig, seed: int) -> keras.Model:
         layers_ = [keras.Input(shape=shape), config_augmentation(config, seed), model]
         trainer = keras.Sequential(layers_, name=f"{model.name}_trainer")
     trainer.compile(
-        optimizer=model.optimizer,
+        optimizer=optimizer,
         loss=SmoothedCrossentropy(config.label_smoothing) if config.label_smoothing else model.loss,
         metrics=["accuracy"],
         steps_per_execution=config.steps_per_execution,
@@ -188,6 +191,22 @@ class InterruptCheck(keras.callbacks.Callback):
         interrupts.check()
 
 
+def _fit_callbacks(
+    model: keras.Model,
+    config: TrainConfig,
+    stops: bool,
+    progress: bool,
+    extra: list[keras.callbacks.Callback] | None,
+) -> list[keras.callbacks.Callback]:
+    """The callbacks of one fit, in the order they must run."""
+    # With a weight average, its weights are swapped in at every epoch's end *before* early stopping
+    # looks, so validation, the best weights kept and the last weights are all the average's.
+    ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
+    stopping = [early_stopping(config)] if stops else []
+    bar = [TqdmCallback(verbose=0, desc=model.name, leave=False)] if progress else []
+    return [*ema, *stopping, *_schedule(model, config), *bar, *(extra or []), InterruptCheck()]
+
+
 def fit(
     model: keras.Model,
     x_train: np.ndarray,
@@ -216,13 +235,7 @@ def fit(
     validated = x_val is not None
     # With final weights (restore_best False) every epoch runs: the validation images then
     # choose neither the weights nor when to stop.
-    stops = validated and config.restore_best
-    all_callbacks: list[keras.callbacks.Callback] = [early_stopping(config)] if stops else []
-    all_callbacks.extend(_schedule(model, config))
-    if progress:
-        all_callbacks.append(TqdmCallback(verbose=0, desc=model.name, leave=False))
-    all_callbacks.extend(callbacks or [])
-    all_callbacks.append(InterruptCheck())
+    all_callbacks = _fit_callbacks(model, config, validated and config.restore_best, progress, callbacks)
     x, y, options = _inputs(x_train, y_train, config, seed, training=True)
     if validated:
         vx, vy, _ = _inputs(x_val, y_val, config, seed, training=False)
@@ -354,7 +367,11 @@ def members_together(
     # epoch with the last weights kept): refuse the options it would otherwise ignore.
     if config.lr_schedule == "plateau":
         raise LenetError("members trained together take lr_schedule constant or cosine, not plateau")
-    ignored = [n for n in ("label_smoothing", "input_pipeline") if getattr(config, n) != getattr(TrainConfig, n)]
+    ignored = [
+        n
+        for n in ("label_smoothing", "input_pipeline", "ema_momentum")
+        if getattr(config, n) != getattr(TrainConfig, n)
+    ]
     if ignored:
         raise LenetError(f"members trained together cannot honour {', '.join(ignored)}: leave them at their defaults")
     models = []

@@ -29,6 +29,18 @@ def test_open_run_resumes_same_config_and_refuses_another(tmp_path: Path) -> Non
     assert read_json(run / "config.json") == {"model": "standard", "train": {"epochs": 4}, **VERSIONS}
 
 
+def test_a_run_recorded_before_a_training_field_existed_resumes_at_its_neutral_value(tmp_path: Path) -> None:
+    from lenet_tf.training import TrainConfig
+
+    run = tmp_path / "run"
+    now = TrainConfig(epochs=3).to_dict()
+    before = {k: v for k, v in now.items() if k != "ema_momentum"}  # as written before the weight average
+    write_json(run / "config.json", {"model": "standard", "train": before, **VERSIONS})
+    assert open_run(run, {"model": "standard", "train": now}) is True
+    with pytest.raises(LenetError, match=r"different configuration \(train.ema_momentum: 0.0 there, 0.999 now\)"):
+        open_run(run, {"model": "standard", "train": {**now, "ema_momentum": 0.999}})
+
+
 # config.json as main wrote it before schema 2 (no version; seeds derived as base * 1000 + index).
 MAIN_CONFIG = {
     "model": {"name": "classic", "builder": "classic_lenet5"}, "split_seed": 0,

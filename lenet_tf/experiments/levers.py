@@ -22,6 +22,7 @@ from ..data import DigitData, Split
 from ..ensemble import FLAGSHIP, flagship_train_config
 from ..errors import LenetError
 from ..models import get_builder
+from ..options import complete_train_record
 from ..pipeline import prepare_job
 from ..rundir import environment, markdown_table, write_json, write_text
 from ..seeds import member_seed
@@ -36,6 +37,7 @@ LEVERS_PROTOCOL = "holdout"
 FLAGSHIP_TRAIN = flagship_train_config()
 BASE_TRAIN = replace(FLAGSHIP_TRAIN, steps_per_execution=1)
 FLAGSHIP_MODEL = str(FLAGSHIP["model"])
+EMA_MOMENTUM = 0.999
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ LEVERS: tuple[Lever, ...] = (
     # Issue 19's candidate levers beyond the flagship, each one change from its member.
     Lever("bn-augment-smooth", "flagship member + label smoothing 0.1", FLAGSHIP_MODEL,
           replace(FLAGSHIP_TRAIN, label_smoothing=0.1)),
+    # Polyak averaging over ~1,000 steps (about 5 of the 15 epochs at batch 128), SWA-like.
+    Lever("bn-augment-ema", f"flagship member + weight average (EMA, momentum {EMA_MOMENTUM})", FLAGSHIP_MODEL,
+          replace(FLAGSHIP_TRAIN, ema_momentum=EMA_MOMENTUM)),
     Lever("deep-augment-spe8", "deep LeNet-5 (two 3x3 convolutions per 5x5, strided convolutions, dropout 0.4), "
           "flagship training", "lenet5-deep", FLAGSHIP_TRAIN),
 )  # fmt: skip
@@ -100,7 +105,7 @@ def _same_lever(saved: dict[str, Any], lever: Lever) -> bool:
     """Whether a saved row measured exactly this lever (so it need not be trained again)."""
     return (
         saved.get("model") == lever.model
-        and saved.get("train") == lever.train.to_dict()
+        and complete_train_record(saved.get("train") or {}) == lever.train.to_dict()
         and saved.get("together", 1) == lever.together
     )
 
