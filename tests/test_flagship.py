@@ -214,11 +214,16 @@ def test_flagship_cli_end_to_end(kaggle_dir: Path, tmp_path: Path, capsys) -> No
     argv = ["ensemble", "--recipe", "flagship", "--data", str(kaggle_dir), "--members", "2", "--epochs", "1"]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    # The flagship trains its members once (no refit: it does not fit the time budget) and predicts with TTA.
-    assert "member 2/2" in printed and "submission:" in printed and "refit" not in printed
-    assert (out / "submission.csv").is_file() and not (out / REFIT_DIR).exists()
+    # The flagship trains its members, then retrains each on all the labels; those write the submission.
+    assert "member 2/2" in printed and "refit member 2/2: trained" in printed and "submission:" in printed
+    assert (out / "submission.csv").is_file() and len(list((out / REFIT_DIR).glob("member_*.keras"))) == 2
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["tta"] == FLAGSHIP["tta"] and metrics["config"]["train"]["augment"] is True
+    assert [m["epochs_run"] for m in metrics["refit_members"]] == [1, 1]
+    # `--no-refit` turns the recipe's refit off again (a new run directory: the members are the same).
+    bare = tmp_path / "bare"
+    assert main([*argv, "--no-refit", "--out", str(bare), "--no-progress"]) == 0
+    assert not (bare / REFIT_DIR).exists() and "refit" not in capsys.readouterr().out
 
 
 def test_levers_table(tiny, tmp_path: Path) -> None:
@@ -267,8 +272,12 @@ def test_flagship_member_generalises_on_the_embedded_sample(sample, tmp_path: Pa
     """The demo a newcomer runs first: one flagship member trained on the embedded sample must hold
     on its 1,000 held-out digits. With Keras' default batch-norm momentum (0.99) the inference
     statistics lagged the weights after the sample's ~330 steps: members scored 0.42-0.79."""
+    lines: list[str] = []
     result = run_training(
-        JobSpec(model="lenet5-bn", members=1, train=flagship_train_config()), tmp_path / "demo", data=sample,
-        progress=False, echo=lambda _: None,
+        JobSpec(model="lenet5-bn", members=1, train=flagship_train_config(), refit=True), tmp_path / "demo",
+        data=sample, progress=False, echo=lines.append,
     )  # fmt: skip
     assert result.metrics["ensemble"]["heldout_accuracy"] >= 0.97
+    # The refit member (all 4,000 labels) wrote the demo's submission: it must hold too, and is the one reported.
+    refit = result.metrics["refit"]["heldout_accuracy"]
+    assert refit >= 0.97 and f"heldout accuracy of the members that wrote the submission: {refit:.4f}" in lines
