@@ -248,18 +248,15 @@ def fit(
     seconds = time.perf_counter() - start
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
     logs.pop("learning_rate", None)  # keep the history's keys the metrics' alone
-    if not validated:
-        return FitResult(
-            history=logs,
-            best_epoch=initial_epoch + len(logs["accuracy"]),
-            epochs_run=initial_epoch + len(logs["accuracy"]),
-            train_accuracy=logs["accuracy"][-1],
-            val_accuracy=None,
-            seconds=seconds,
-            seed=int(seed),
-        )
-    monitored = logs[config.monitor]
-    if not config.restore_best:
+    return _fit_result(logs, config, validated, initial_epoch, seconds, seed)
+
+
+def _fit_result(
+    logs: dict[str, list[float]], config: TrainConfig, validated: bool, initial_epoch: int, seconds: float, seed: int
+) -> FitResult:
+    """The :class:`FitResult` of a history: the kept epoch is the last one, or the best monitored one."""
+    monitored = logs[config.monitor] if validated else logs["accuracy"]
+    if not validated or not config.restore_best:
         best = len(monitored) - 1  # the weights kept are the last epoch's
     else:
         best = int(np.argmax(monitored) if config.monitor.endswith("accuracy") else np.argmin(monitored))
@@ -268,7 +265,7 @@ def fit(
         best_epoch=initial_epoch + best + 1,
         epochs_run=initial_epoch + len(monitored),
         train_accuracy=logs["accuracy"][best],
-        val_accuracy=logs["val_accuracy"][best],
+        val_accuracy=logs["val_accuracy"][best] if validated else None,
         seconds=seconds,
         seed=int(seed),
     )
