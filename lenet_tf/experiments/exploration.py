@@ -98,6 +98,20 @@ def pca_projection(
     return coords, np.asarray(labels)[keep], pca.explained_variance_ratio_.tolist()
 
 
+def _check_explore_inputs(data: DigitData, model_run: str | Path | None, members: int | None, **counts: int) -> None:
+    """One line naming the first bad argument of :func:`explore`."""
+    lows = {"samples": 1, "test_samples": 1, "pca_points": 20}
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < lows[name]:
+            raise LenetError(f"explore: {name} must be an integer ≥ {lows[name]}, got {value!r}")
+    if members is not None and (isinstance(members, bool) or not isinstance(members, int) or members < 1):
+        raise LenetError(f"explore: members must be an integer ≥ 1, got {members!r}")
+    if len(data.train_labels) < 2 * N_CLASSES:
+        raise LenetError(f"{data.source}: {len(data.train_labels)} labeled digits; exploration needs at least 20")
+    if model_run is not None and data.test_images is None:
+        raise LenetError(f"{data.source}: no test images (test.csv) for the predictions of {model_run}")
+
+
 def explore(
     data: DigitData,
     out: str | Path,
@@ -116,19 +130,7 @@ def explore(
     ``model_run`` is a run directory (or a ``members/`` directory) whose saved model(s) predict a
     grid of test digits; ``members`` limits how many of its members are averaged.
     """
-    for name, value, low in (
-        ("samples", samples, 1),
-        ("test_samples", test_samples, 1),
-        ("pca_points", pca_points, 20),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise LenetError(f"explore: {name} must be an integer ≥ {low}, got {value!r}")
-    if members is not None and (isinstance(members, bool) or not isinstance(members, int) or members < 1):
-        raise LenetError(f"explore: members must be an integer ≥ 1, got {members!r}")
-    if len(data.train_labels) < 2 * N_CLASSES:
-        raise LenetError(f"{data.source}: {len(data.train_labels)} labeled digits; exploration needs at least 20")
-    if model_run is not None and data.test_images is None:
-        raise LenetError(f"{data.source}: no test images (test.csv) for the predictions of {model_run}")
+    _check_explore_inputs(data, model_run, members, samples=samples, test_samples=test_samples, pca_points=pca_points)
     out = Path(out)
     rng = np.random.default_rng(seed)
     counts = label_counts(data.train_labels)
