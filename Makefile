@@ -75,7 +75,7 @@ standard classic optimized: install
 	$(BIN)/lenet-tf train --model $@ $(DATA_ARG) $(FIT_ARGS) $(OUT_ARG) $(ARGS)
 
 # The flagship: 3 batch-normalised LeNet-5s (lenet5-bn), 15 epochs, augmentation, batch 128, cosine decay,
-# 8 steps per execution, no TTA (lenet-tf ensemble --recipe flagship).
+# 8 steps per execution, no TTA, then each member refit on all labels (lenet-tf ensemble --recipe flagship).
 ensemble: install
 	$(BIN)/lenet-tf ensemble --recipe flagship $(MEMBERS_ARG) $(FIT_ARGS) $(DATA_ARG) $(OUT_ARG) $(ARGS)
 
