@@ -380,8 +380,9 @@ class TrainConfig:
                                     "(Keras' smoothing)")  # fmt: skip
     ema_momentum: float = option(0.0, kind="float", low=0, high=1, high_open=True,
                                  help="keep an exponential moving average of the weights with this momentum "
-                                 "(Keras' use_ema, e.g. 0.99; 0: off): validation and the saved member use the "
-                                 "average")  # fmt: skip
+                                 "(Keras' use_ema, e.g. 0.999; 0: off): validation, early stopping and the saved "
+                                 "member use the averaged weights (batch-norm statistics stay the running ones; the "
+                                 "training accuracy is the running weights')")  # fmt: skip
     # False: train every epoch and keep the last weights (the flagship's cosine schedule ends at its best).
     restore_best: bool = option(True, kind="bool", flag="final-weights", invert=True,
                                 help="train all --epochs (no early stopping) and keep the last weights: the "
@@ -680,8 +681,8 @@ class DistributedOptions:
 # any flag given explicitly overrides.
 FLAGSHIP: dict[str, object] = {
     # LeNet-5 with batch normalisation and 32/64 filters (465k parameters): one member reaches the
-    # validation accuracy of five wide LeNet-5s (120k, no normalisation) at 15 epochs; three fit
-    # the 30-minute budget (the levers and the runs are in the README's flagship section).
+    # validation accuracy of five wide LeNet-5s (120k, no normalisation) at 15 epochs (the levers
+    # and the runs are in docs/results.md's flagship section).
     "model": "lenet5-bn",
     "members": 3,
     "epochs": 15,
@@ -696,8 +697,9 @@ FLAGSHIP: dict[str, object] = {
     # keep their last weights; the validation images choose no weights, but the recipe was chosen on them.
     "final_weights": True,
     # The submission comes from every label: each member is trained again on train + validation
-    # images (all 42,000 of Kaggle's) for the same epochs. About twice the time of the members
-    # alone, within issue 19's budget of 2.5x; `--no-refit` for the members alone.
+    # images (on the deployment split all 42,000 of Kaggle's) for the same epochs, 1.43x the
+    # members' images, so about 2.4x the members' time, within issue 19's budget of 2.5x the
+    # recipe without it; `--no-refit` keeps the first members alone.
     "refit": True,
     # Test-time augmentation (4 copies) lifted a single wide member by ~0.1 point but not the
     # average of five, at ~2.5 minutes of prediction: off, `--tta N` to use it.

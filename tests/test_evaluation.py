@@ -274,6 +274,11 @@ def test_compare_puts_reference_beside_ours(tiny, tmp_path: Path) -> None:
     tuned = _reference_config("optimized") | {"model": {"name": "optimized", "hparams_source": "results/tune/b.json"}}
     assert protocol_differences(tuned) == ["hyperparameters from results/tune/b.json"]
     assert protocol_differences(_reference_config("optimized")) == []
+    # A reference run recorded before the weight average existed (reports/evaluate-optimized) is one still.
+    before = _reference_config("optimized")
+    before["train"] = {k: v for k, v in before["train"].items() if k != "ema_momentum"}
+    assert protocol_differences(before) == []
+    assert protocol_differences(_reference_config("optimized") | {"train": {**before["train"], "ema_momentum": 0.99}})
 
 
 def _reference_config(model: str) -> dict:

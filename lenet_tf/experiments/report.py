@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LenetError
+from ..options import complete_train_record
 from ..rundir import markdown_table, read_json, write_text
 from ..stats import auc_digits, pm, pm_at, summarize
 from ..training import TrainConfig
@@ -55,7 +56,7 @@ def protocol_differences(config: dict[str, Any]) -> list[str]:
     if sizes != REFERENCE_SPLIT:
         differences.append("split " + ("/".join(str(v) for v in sizes.values()) if sizes else "unknown"))
     reference_train = TrainConfig().to_dict()
-    train = config.get("train") or {}
+    train = complete_train_record(config.get("train") or {})  # a run recorded before a field was added
     changed = sorted(set(train) | set(reference_train))
     changed = [k for k in changed if train.get(k) != reference_train.get(k)]
     if changed:
