@@ -706,5 +706,8 @@ FLAGSHIP: dict[str, object] = {
     "tta": 0,
     # 8 training steps per call into the graph: the same arithmetic, less per-step overhead.
     "steps_per_execution": 8,
+    # Targets 0.91 / 0.01 instead of 1 / 0: one member 0.9941 against 0.9926 without, the best of
+    # issue 19's levers at no cost (the optimizer's weight average 0.9920, a deeper member 0.9936 at 2.2x).
+    "label_smoothing": 0.1,
 }
 RECIPES: dict[str, dict[str, object]] = {"reference": {}, "flagship": FLAGSHIP}

@@ -32,10 +32,11 @@ from .runner import Experiment, Item, Progress, Records, read_item, run_experime
 LEVERS_DIR = "levers"
 LEVERS_PROTOCOL = "holdout"
 
-# The levers' common settings: the flagship's, one training step per call (the pace levers come
-# last; the flagship member is the `bn-augment-spe8` row).
+# The levers' common settings: the flagship's before its label smoothing (issue 19's levers, the
+# last rows, are each one change from it), one training step per call (the pace levers come after).
 FLAGSHIP_TRAIN = flagship_train_config()
-BASE_TRAIN = replace(FLAGSHIP_TRAIN, steps_per_execution=1)
+BEFORE_SMOOTHING = replace(FLAGSHIP_TRAIN, label_smoothing=0.0)
+BASE_TRAIN = replace(BEFORE_SMOOTHING, steps_per_execution=1)
 FLAGSHIP_MODEL = str(FLAGSHIP["model"])
 EMA_MOMENTUM = 0.999
 
@@ -73,16 +74,16 @@ LEVERS: tuple[Lever, ...] = (
           replace(BASE_TRAIN, steps_per_execution=FLAGSHIP_TRAIN.steps_per_execution)),
     Lever("wide-augment-2in1", "wide + augmentation, 2 members trained at once in one graph (per member)",
           "lenet5-wide", BASE_TRAIN, together=2),
-    Lever("bn-augment-spe8", "+ steps_per_execution 8: the flagship member (make ensemble)", FLAGSHIP_MODEL,
+    Lever("bn-augment-spe8", "+ steps_per_execution 8: the flagship member until issue 19", FLAGSHIP_MODEL,
+          BEFORE_SMOOTHING),
+    # Issue 19's candidate levers, each one change from that member.
+    Lever("bn-augment-smooth", "+ label smoothing 0.1: the flagship member (make ensemble)", FLAGSHIP_MODEL,
           FLAGSHIP_TRAIN),
-    # Issue 19's candidate levers beyond the flagship, each one change from its member.
-    Lever("bn-augment-smooth", "flagship member + label smoothing 0.1", FLAGSHIP_MODEL,
-          replace(FLAGSHIP_TRAIN, label_smoothing=0.1)),
     # Polyak averaging over ~1,000 steps (about 5 of the 15 epochs at batch 128), SWA-like.
-    Lever("bn-augment-ema", f"flagship member + weight average (EMA, momentum {EMA_MOMENTUM})", FLAGSHIP_MODEL,
-          replace(FLAGSHIP_TRAIN, ema_momentum=EMA_MOMENTUM)),
+    Lever("bn-augment-ema", f"bn-augment-spe8 + weight average (EMA, momentum {EMA_MOMENTUM})", FLAGSHIP_MODEL,
+          replace(BEFORE_SMOOTHING, ema_momentum=EMA_MOMENTUM)),
     Lever("deep-augment-spe8", "deep LeNet-5 (two 3x3 convolutions per 5x5, strided convolutions, dropout 0.4), "
-          "flagship training", "lenet5-deep", FLAGSHIP_TRAIN),
+          "bn-augment-spe8's training", "lenet5-deep", BEFORE_SMOOTHING),
 )  # fmt: skip
 
 
