@@ -108,6 +108,21 @@ def prepare_job(
     """Resolve the model (before the data: a bad hyperparameter file fails fast), load the data
     (or take ``data``), subsample it to ``max_train`` rows, and split it by ``protocol``."""
     builder, model_info = resolve_model(model, hparams_path, echo=echo)
+    data, split = load_and_split(protocol=protocol, split_seed=split_seed, max_train=max_train, data=data,
+                                 source=source, echo=echo)  # fmt: skip
+    return JobInputs(builder, model_info, data, split, max_train)
+
+
+def load_and_split(
+    *,
+    protocol: str,
+    split_seed: int,
+    max_train: int | None,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> tuple[DigitData, Split]:
+    """Load the data (or take ``data``), subsample it to ``max_train`` rows, and split it by ``protocol``."""
     if data is None:
         data = load_data(source)
     if max_train:
@@ -117,7 +132,7 @@ def prepare_job(
             f"note: this is the small embedded demo sample; its {len(data.test_labels):,} held-out digits"
             " stand in for the competition test set. Pass --data (or DATA=) digit-recognizer.zip for the real job."
         )
-    return JobInputs(builder, model_info, data, split_data(data, protocol, seed=split_seed), max_train)
+    return data, split_data(data, protocol, seed=split_seed)
 
 
 @contextmanager

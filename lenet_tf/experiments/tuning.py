@@ -42,8 +42,9 @@ import numpy as np
 import pandas as pd
 
 from .. import models, options
-from ..data import DigitData, load_data, prepare, split_data, subsample
+from ..data import DigitData, prepare
 from ..errors import LenetError
+from ..pipeline import load_and_split
 from ..plots import plot_hparam_importance, plot_intermediate_values, plot_optimization_history
 from ..rundir import (
     CONFIG_FILE,
@@ -411,11 +412,8 @@ def tune(
 
 def _search_inputs(spec: TuneSpec, data: DigitData | None, source: str | Path | None) -> tuple[Any, dict[str, Any]]:
     """The evaluation split the search trains on, and the search's recorded configuration."""
-    if data is None:
-        data = load_data(source)
-    if spec.max_train:
-        data = subsample(data, spec.max_train, seed=spec.split_seed)
-    split = split_data(data, "evaluation", seed=spec.split_seed)
+    data, split = load_and_split(protocol="evaluation", split_seed=spec.split_seed, max_train=spec.max_train,
+                                 data=data, source=source, echo=lambda _: None)  # fmt: skip
     config = {
         "kind": "tune",
         "tuner": spec.tuner,
