@@ -336,7 +336,11 @@ def _evaluate_refit(ensemble: Ensemble, job: JobInputs, *, tta: int) -> dict[str
     if not figures["ensemble"]:
         return {}
     members = {k: v for k, v in figures.items() if k.startswith("member_")}
-    return {"refit": figures["ensemble"] | members}
+    refit = figures["ensemble"] | members
+    if "test_accuracy" in refit:  # the held-out part: the submission's recipe scored once, with its interval
+        n = len(job.split.y_test)
+        refit["test_accuracy_ci95"] = list(binomial_ci(round(refit["test_accuracy"] * n), n))
+    return {"refit": refit}
 
 
 def _submit(
@@ -512,6 +516,10 @@ def _refit_markdown(metrics: dict[str, Any]) -> str:
             if name.endswith("accuracy") and not name.startswith("member")
         ]
         text += "\n### Refit members on digits they never trained on\n\n" + markdown_table(["set", "accuracy"], refit)
+        if "test_accuracy_ci95" in metrics["refit"]:
+            low, high = metrics["refit"]["test_accuracy_ci95"]
+            text += (f"\nHeld-out test part, refit members: {metrics['refit']['test_accuracy']:.4f}, 95 % interval"
+                     f" [{low:.4f}, {high:.4f}] (exact binomial).\n")  # fmt: skip
     return text
 
 

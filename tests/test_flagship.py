@@ -171,6 +171,10 @@ def test_refit_run_resumes_and_writes_the_submission_from_refit_members(tiny, tm
     assert result.predictor is result.refit_ensemble and len(result.refit_members) == 2
     assert [m["epochs_run"] for m in metrics["refit_members"]] == [m["best_epoch"] for m in metrics["members"]]
     assert 0 <= metrics["refit"]["test_accuracy"] <= 1  # the evaluation split's test part stays held out
+    low, high = metrics["refit"]["test_accuracy_ci95"]  # the submission's members scored with their interval
+    assert low <= metrics["refit"]["test_accuracy"] <= high and high - low > 0.01
+    shown = f"Held-out test part, refit members: {metrics['refit']['test_accuracy']:.4f}, 95 % interval"
+    assert shown in (out / "metrics.md").read_text()
     # Neither changes the members: a refit reuses them (config.json is the members' identity).
     assert "refit" not in metrics["config"] and metrics["tta"] == 1 and "tta" not in metrics["config"]
     assert "Refit: 2 member(s)" in (out / "metrics.md").read_text()
