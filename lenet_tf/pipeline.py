@@ -313,14 +313,18 @@ def _evaluate(
     return figures
 
 
+def _add_test_interval(figures: dict[str, Any], split: Split) -> None:
+    """The held-out part's one figure gets its exact 95 % interval (``test_accuracy_ci95``)."""
+    if "test_accuracy" in figures and split.y_test is not None:
+        n = len(split.y_test)
+        figures["test_accuracy_ci95"] = list(binomial_ci(round(figures["test_accuracy"] * n), n))
+
+
 def _evaluate_run(ensemble: Ensemble, job: JobInputs, *, tta: int) -> dict[str, Any]:
     """The run's figures, each computed once from the predictions the run uses (with ``tta``
     augmented copies when asked); with TTA also the plain predictions' figures (``without_tta``)."""
     metrics = _evaluate(ensemble, job.split, job.data, tta=tta)
-    if job.split.y_test is not None:  # the held-out part: one figure, with its exact 95 % interval
-        n = len(job.split.y_test)
-        correct = round(metrics["ensemble"]["test_accuracy"] * n)
-        metrics["ensemble"]["test_accuracy_ci95"] = list(binomial_ci(correct, n))
+    _add_test_interval(metrics["ensemble"], job.split)
     if tta:  # what the augmented copies add, on the same members
         plain = _evaluate(ensemble, job.split, job.data, sets=("val", "test"))
         metrics["without_tta"] = plain["ensemble"] | {
@@ -337,9 +341,7 @@ def _evaluate_refit(ensemble: Ensemble, job: JobInputs, *, tta: int) -> dict[str
         return {}
     members = {k: v for k, v in figures.items() if k.startswith("member_")}
     refit = figures["ensemble"] | members
-    if "test_accuracy" in refit:  # the held-out part: the submission's recipe scored once, with its interval
-        n = len(job.split.y_test)
-        refit["test_accuracy_ci95"] = list(binomial_ci(round(refit["test_accuracy"] * n), n))
+    _add_test_interval(refit, job.split)  # the submission's recipe scored once
     return {"refit": refit}
 
 
