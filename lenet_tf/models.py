@@ -162,9 +162,13 @@ def _study_topology(
     initializer: str | None = None,
     dropout: float = 0.0,
     optimizer: keras.optimizers.Optimizer | None = None,
+    pool_stride: int | None = 1,
 ) -> keras.Sequential:
     """The study's LeNet: same-padded convolutions and stride-1 average pooling, then global
     average pooling in place of Flatten (fewer parameters), two dense layers and softmax.
+
+    ``pool_stride`` None strides each pooling by its own window (Keras' default, which halves or
+    quarters the maps): the other reading of the reference's text, see :func:`strided_lenet`.
 
     ``initializer`` (a Keras name) sets every kernel's initializer, ``dropout`` > 0 adds a
     Dropout after each hidden dense layer, ``optimizer`` replaces Adam(1e-3). The defaults leave
@@ -185,7 +189,9 @@ def _study_topology(
                 **init,
             )
         )
-        stack.append(layers.AveragePooling2D(pool_sizes[i], strides=1, padding="valid", name=f"pool_{i + 1}"))
+        stack.append(
+            layers.AveragePooling2D(pool_sizes[i], strides=pool_stride, padding="valid", name=f"pool_{i + 1}")
+        )
     stack.append(layers.GlobalAveragePooling2D(name="global_pool"))
     for i in range(2):
         stack.append(
@@ -199,21 +205,44 @@ def _study_topology(
     return _compile(keras.Sequential(stack, name=name), optimizer if optimizer is not None else _adam())
 
 
+# The standard LeNet in the searchable hyperparameters' terms (outside SEARCH_SPACE: 6 and 16
+# filters, no L2), so the standard and the optimized LeNet share one builder.
+STANDARD_HPARAMS = LeNetHParams(
+    kernel_size_1=5,
+    kernel_size_2=5,
+    filters_1=6,
+    filters_2=16,
+    conv_activation="tanh",
+    conv_l2=0.0,
+    pool_size_1=2,
+    pool_size_2=2,
+    units_1=120,
+    units_2=84,
+    dense_activation="tanh",
+    dense_l2=0.0,
+)
+
+
+def _from_hparams(hp: LeNetHParams, name: str, pool_stride: int | None = 1) -> keras.Sequential:
+    return _study_topology(
+        name=name,
+        kernel_sizes=(hp.kernel_size_1, hp.kernel_size_2),
+        filters=(hp.filters_1, hp.filters_2),
+        conv_activation=hp.conv_activation,
+        conv_l2=hp.conv_l2,
+        pool_sizes=(hp.pool_size_1, hp.pool_size_2),
+        units=(hp.units_1, hp.units_2),
+        dense_activation=hp.dense_activation,
+        dense_l2=hp.dense_l2,
+        pool_stride=pool_stride,
+    )
+
+
 def standard_lenet() -> keras.Sequential:
     """The reference study's LeNet: Conv(6, 5×5, tanh) → AvgPool(2, stride 1) → Conv(16, 5×5, tanh)
     → AvgPool(2, stride 1) → GlobalAvgPool → Dense(120, tanh) → Dense(84, tanh) → Dense(10);
     Adam(1e-3). 15,626 parameters."""
-    return _study_topology(
-        name="standard_lenet",
-        kernel_sizes=(5, 5),
-        filters=(6, 16),
-        conv_activation="tanh",
-        conv_l2=0.0,
-        pool_sizes=(2, 2),
-        units=(120, 84),
-        dense_activation="tanh",
-        dense_l2=0.0,
-    )
+    return _from_hparams(STANDARD_HPARAMS, "standard_lenet")
 
 
 def make_optimizer(
@@ -280,18 +309,7 @@ def lenet(hparams: LeNetHParams | Mapping[str, Any]) -> keras.Sequential:
     :data:`SEARCH_SPACE`; a value outside its domain raises LenetError naming it)."""
     if not isinstance(hparams, LeNetHParams):
         hparams = LeNetHParams.from_dict(hparams)
-    hp = hparams.validate()
-    return _study_topology(
-        name="lenet",
-        kernel_sizes=(hp.kernel_size_1, hp.kernel_size_2),
-        filters=(hp.filters_1, hp.filters_2),
-        conv_activation=hp.conv_activation,
-        conv_l2=hp.conv_l2,
-        pool_sizes=(hp.pool_size_1, hp.pool_size_2),
-        units=(hp.units_1, hp.units_2),
-        dense_activation=hp.dense_activation,
-        dense_l2=hp.dense_l2,
-    )
+    return _from_hparams(hparams.validate(), "lenet")
 
 
 def load_hparams(path: str | Path) -> LeNetHParams:
@@ -315,6 +333,24 @@ def optimized_lenet(hparams: LeNetHParams = OPTIMIZED_HPARAMS) -> keras.Sequenti
     model = lenet(hparams)
     model.name = "optimized_lenet"
     return model
+
+
+def strided_standard_lenet() -> keras.Sequential:
+    """:func:`standard_lenet` with each pooling strided by its own window (see :func:`strided_lenet`)."""
+    return _from_hparams(STANDARD_HPARAMS, "strided_standard_lenet", pool_stride=None)
+
+
+def strided_lenet(hparams: LeNetHParams = OPTIMIZED_HPARAMS) -> keras.Sequential:
+    """:func:`optimized_lenet` with each pooling strided by its own window, not by 1.
+
+    The reference's text says stride (1, 1) "with a valid padding to perform downsampling", which
+    a stride of 1 does not do (a 2×2 window trims one row and column); Keras' default stride, the
+    window itself, does, and leaves the parameter count (27,646) the same, so the text cannot
+    tell the two readings apart. This one halves, then quarters the maps: 28 → 14 → 3 for the
+    published hyperparameters, so each of the 11 channels the global pooling averages has seen
+    26×26 pixels instead of 17×17. The registry's ``*-strided`` models measure the difference.
+    """
+    return _from_hparams(hparams.validate(), "strided_lenet", pool_stride=None)
 
 
 # Batch-norm momentum of the normalised members: see bn_lenet5 for why not Keras' 0.99.
@@ -469,6 +505,8 @@ BUILDERS: dict[str, Callable[[], keras.Sequential]] = {
     "standard": standard_lenet,
     "classic": classic_lenet5,
     "optimized": optimized_lenet,
+    "standard-strided": strided_standard_lenet,
+    "optimized-strided": strided_lenet,
     "lenet5-wide": wide_lenet5,
     "lenet5-wider": wider_lenet5,
     "lenet5-bn": bn_lenet5,
@@ -479,6 +517,8 @@ BUILDERS: dict[str, Callable[[], keras.Sequential]] = {
 
 # How reports name a registered model.
 TITLES = {
+    "standard-strided": "standard LeNet, pooling strided by its window",
+    "optimized-strided": "optimized LeNet, pooling strided by its window",
     "lenet5-wide": "wide LeNet-5 (ReLU, max pooling)",
     "lenet5-wider": "wider LeNet-5 (ReLU, max pooling, dropout)",
     "lenet5-bn": "LeNet-5 with batch normalisation (32/64 filters, dropout)",

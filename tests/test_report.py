@@ -66,6 +66,18 @@ def test_each_row_gives_ours_the_reference_and_the_difference_in_its_sds() -> No
     assert "| 0.9829 | 0.985 ± 0.001 | -2.1 |" in row  # beside the reference's ensemble of 10
 
 
+def test_a_strided_reading_is_set_beside_the_figures_of_the_model_it_reads() -> None:
+    strided = _evaluation("optimized-strided", [0.975, 0.981], averaged=0.9851)
+    text = compare_markdown([(Path("reports/evaluate-optimized-strided/evaluation.json"), strided)])
+    row = next(line for line in text.splitlines() if line.startswith("| optimized-strided [1] |"))
+    assert "| 0.978 ± 0.004 | 0.978 ± 0.003 | +0.0 |" in row  # the optimized LeNet's reference test figure
+    averaged = next(line for line in text.splitlines() if "models of the repeats averaged" in line)
+    assert "| 0.9851 | 0.985 ± 0.001 | +0.1 |" in averaged
+    assert "[1] `reports/evaluate-optimized-strided` (optimized-strided): the optimized LeNet with each pooling" in text
+    auc = "| optimized-strided [1] | 0 | 0.9996 ± 0.0001 | 0.9999 ± 0.0001 | -3.0 |"
+    assert auc in text
+
+
 def test_compare_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
     results = _results(tmp_path)
     notes = tmp_path / "notes.md"
