@@ -251,6 +251,21 @@ def test_curve_summary_by_hand() -> None:
     table = learning_curve_markdown({"curve": curve, "config": {"model": {"name": "standard"}}})
     assert f"| 10 | 0.9000 ± {np.sqrt(0.02):.4f} | 0.6000 ± {np.sqrt(0.02):.4f} |" in table
     assert "| 20 | 0.9000 | 0.8000 |" in table  # one repeat: no spread claimed
+    assert "## Cost" not in table  # no points given, no cost claimed
+
+
+def test_the_curve_states_what_its_trainings_cost_and_the_pace_they_ran_at() -> None:
+    points = [
+        {"size": 10, "repeat": 1, "train_accuracy": 1.0, "test_accuracy": 0.5, "epochs": [20], "seconds": 20.0},
+        {"size": 10, "repeat": 2, "train_accuracy": 0.8, "test_accuracy": 0.7, "epochs": [30], "seconds": 120.0},
+        {"size": 20, "repeat": 1, "train_accuracy": 0.9, "test_accuracy": 0.8, "epochs": [5, 7], "seconds": 36.0},
+    ]
+    result = {"curve": curve_summary(points, repeats=1), "config": {"model": {"name": "standard"}}, "points": points}
+    text = learning_curve_markdown(result)
+    assert "3 trainings, 176 s of training in all (0.0 h;" in text
+    # size 10: 25 epochs on average (20–30), 70 s per training, 1.00 s and 4.00 s per epoch
+    assert "| 10 | 2 | 25 (20–30) | 70 | 1.00–4.00 |" in text
+    assert "| 20 | 1 | 12 (12–12) | 36 | 3.00–3.00 |" in text  # two members: their epochs summed
 
 
 def test_compare_puts_reference_beside_ours(tiny, tmp_path: Path) -> None:

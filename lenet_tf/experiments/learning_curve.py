@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import options
 from ..data import N_CLASSES, DigitData, Split, stratified_indices
 from ..ensemble import train_members
@@ -173,4 +175,30 @@ def learning_curve_markdown(result: dict[str, Any]) -> str:
         + "Train accuracy: the trained model (the averaged members, for an ensemble) on its own training"
         " subset, in inference mode; test accuracy: on the held-out test part of the evaluation split.\n\n"
     )
-    return header + markdown_table(["training images", "train accuracy", "test accuracy"], rows)
+    table = markdown_table(["training images", "train accuracy", "test accuracy"], rows)
+    return header + table + curve_cost_markdown(result.get("points", []))
+
+
+def curve_cost_markdown(points: Sequence[dict[str, Any]]) -> str:
+    """What the points' own trainings cost, per size: epochs and seconds per training, and seconds
+    per epoch, whose range across repeats shows how the machine's pace moved between sessions (a
+    resumed run's wall time counts only what it trained itself, so the points are the record)."""
+    if not points:
+        return ""
+    rows = []
+    for size in sorted({p["size"] for p in points}):
+        at = [p for p in points if p["size"] == size]
+        epochs = [sum(p["epochs"]) for p in at]
+        pace = [p["seconds"] / e for p, e in zip(at, epochs, strict=True) if e]
+        rows.append([
+            size, len(at), f"{np.mean(epochs):.0f} ({min(epochs)}–{max(epochs)})",
+            f"{np.mean([p['seconds'] for p in at]):.0f}", f"{min(pace):.2f}–{max(pace):.2f}" if pace else "—",
+        ])  # fmt: skip
+    total = sum(p["seconds"] for p in points)
+    return (
+        f"\n## Cost\n\n{len(points)} trainings, {total:,.0f} s of training in all ({total / 3600:.1f} h; each"
+        " training's own fit time, summed over the sessions that ran it). Seconds per epoch include the"
+        " validation pass; at one size their spread is the machine's pace changing between sessions.\n\n"
+        + markdown_table(["training images", "trainings", "epochs: mean (range)", "s per training", "s per epoch"],
+                         rows)  # fmt: skip
+    )
