@@ -19,7 +19,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _MODELS = (
-    "standard_lenet", "classic_lenet5", "optimized_lenet", "lenet", "lenet5", "wide_lenet5", "wider_lenet5",
+    "standard_lenet", "classic_lenet5", "optimized_lenet", "strided_standard_lenet", "strided_lenet", "lenet", "lenet5",
+    "wide_lenet5", "wider_lenet5",
     "bn_lenet5", "deep_lenet5", "mlp", "mlp_dropout", "study_lenet", "LeNetHParams", "OPTIMIZED_HPARAMS", "BUILDERS",
     "get_builder", "load_hparams",
 )  # fmt: skip
