@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +223,8 @@ STANDARD_HPARAMS = LeNetHParams(
 )
 
 
-def _from_hparams(hp: LeNetHParams, name: str, pool_stride: int | None = 1) -> keras.Sequential:
+def _from_hparams(hp: LeNetHParams, name: str, **options: Any) -> keras.Sequential:
+    """:func:`_study_topology` with ``hp``'s values (``options``: its other arguments)."""
     return _study_topology(
         name=name,
         kernel_sizes=(hp.kernel_size_1, hp.kernel_size_2),
@@ -234,7 +235,7 @@ def _from_hparams(hp: LeNetHParams, name: str, pool_stride: int | None = 1) -> k
         units=(hp.units_1, hp.units_2),
         dense_activation=hp.dense_activation,
         dense_l2=hp.dense_l2,
-        pool_stride=pool_stride,
+        **options,
     )
 
 
@@ -288,16 +289,9 @@ def study_lenet(
         raise LenetError(f"unknown initializer {initializer!r}; choose one of {', '.join(INITIALIZERS)}")
     if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
         raise LenetError(f"dropout must be a rate in [0, 1), got {dropout!r}")
-    return _study_topology(
-        name="study_lenet",
-        kernel_sizes=(5, 5),
-        filters=(6, 16),
-        conv_activation=activation,
-        conv_l2=0.0,
-        pool_sizes=(2, 2),
-        units=(120, 84),
-        dense_activation=activation,
-        dense_l2=0.0,
+    return _from_hparams(
+        replace(STANDARD_HPARAMS, conv_activation=activation, dense_activation=activation),
+        "study_lenet",
         initializer=initializer,
         dropout=float(dropout),
         optimizer=make_optimizer(optimizer, learning_rate, decay_steps=decay_steps),
