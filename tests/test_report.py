@@ -122,6 +122,16 @@ def test_curve_reading_says_where_the_curves_meet_and_whether_data_helps() -> No
     assert "do not meet" in text and "flat within its standard error" in text
 
 
+def test_a_long_curve_is_read_by_the_trend_of_its_upper_half_not_its_last_step() -> None:
+    # The last step falls (0.930 → 0.926), yet the upper half rises by about 0.004 per 252 images.
+    test = [0.80, 0.85, 0.88, 0.90, 0.91, 0.914, 0.918, 0.922, 0.930, 0.926]
+    text = curve_reading(_curve([0.99] * 10, test, std=0.01))
+    assert "from 1,512 to 2,520 images (a straight line through 5 sizes' means): +0.0143 per 1,000" in text
+    assert text.rstrip().endswith("still rising: more data would help.")
+    flat = [0.80, 0.85, 0.88, 0.90, 0.91, 0.92, 0.915, 0.921, 0.916, 0.919]
+    assert curve_reading(_curve([0.99] * 10, flat, std=0.01)).rstrip().endswith("no significant rise.")
+
+
 def test_compare_reports_curves_and_classic_runs_beside_their_references(tmp_path: Path) -> None:
     results = tmp_path / "reports"
     curve = {"curve": _curve([1.0, 0.99], [0.9, 0.95], 0.01), "config": {"model": {"name": "standard"}},

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from ..errors import LenetError
 from ..options import complete_train_record
@@ -226,8 +227,10 @@ def _written_by_compare(path: Path) -> bool:
 
 def curve_reading(curve: dict[str, Any]) -> str:
     """The reference's reading of a learning curve, from the figures: the train−test gap at the
-    smallest and largest size, and whether test accuracy still rises between the two largest sizes
-    by more than its standard error (then more data would still help)."""
+    smallest and largest size, and whether test accuracy still rises at the large end (then more
+    data would still help): over the upper half of the sizes when it has 3 or more, by the slope of
+    a straight line through their mean test accuracies (one step between two sizes swings with a
+    few repeats), else by the last step against its standard error."""
     sizes, train, test = curve["sizes"], curve["train_mean"], curve["test_mean"]
     gaps = [a - b for a, b in zip(train, test, strict=True)]
     text = (f"The train−test gap is {gaps[0]:.3f} at {sizes[0]:,} training images and {gaps[-1]:.3f} at"
@@ -236,6 +239,13 @@ def curve_reading(curve: dict[str, Any]) -> str:
     text += f"; the curves meet (gap < 0.01) from {meet:,} images" if meet else "; they do not meet (gap < 0.01) here"
     if len(sizes) < 2:
         return text + ".\n"
+    upper = len(sizes) // 2
+    if len(sizes) - upper >= 3:
+        fit = stats.linregress(sizes[upper:], test[upper:])
+        verdict = "still rising: more data would help" if fit.slope > 0 and fit.pvalue < 0.05 else "no significant rise"
+        return text + (f". Test accuracy from {sizes[upper]:,} to {sizes[-1]:,} images (a straight line through"
+                       f" {len(sizes) - upper} sizes' means): {1000 * fit.slope:+.4f} per 1,000 images, standard"
+                       f" error {1000 * fit.stderr:.4f}, p = {fit.pvalue:.2f}; {verdict}.\n")  # fmt: skip
     n = max(1, min(curve["counts"][-2:]))
     gain = test[-1] - test[-2]
     error = math.hypot(curve["test_std"][-1], curve["test_std"][-2]) / math.sqrt(n)
