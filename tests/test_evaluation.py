@@ -294,6 +294,12 @@ def test_compare_puts_reference_beside_ours(tiny, tmp_path: Path) -> None:
     before["train"] = {k: v for k, v in before["train"].items() if k != "ema_momentum"}
     assert protocol_differences(before) == []
     assert protocol_differences(_reference_config("optimized") | {"train": {**before["train"], "ema_momentum": 0.99}})
+    # More batches per compiled call change the pace, not the updates: still the reference protocol.
+    paced = _reference_config("standard")
+    paced["train"] = {**paced["train"], "steps_per_execution": 8}
+    assert protocol_differences(paced) == []
+    paced["train"]["batch_size"] = 64
+    assert protocol_differences(paced) == ["training batch_size=64"]
 
 
 def _reference_config(model: str) -> dict:
