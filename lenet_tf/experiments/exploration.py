@@ -322,19 +322,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"\nMost common: {most} ({100 * counts[most] / total:.2f} %); least common: {least}"
         f" ({100 * counts[least] / total:.2f} %); ratio {counts[most] / max(counts[least], 1):.2f}.\n\n"
     )
-    shares = summary["split_label_shares"]
-    names = list(shares)
-    lines.append(f"## Do the splits keep it? (per-class share in %, split seed {summary['split_seed']})\n\n")
-    rows = [[d, *[f"{100 * shares[n][d]:.2f}" for n in names]] for d in range(N_CLASSES)]
-    overall = np.asarray(shares["all"])
-    deviation = {n: float(100 * np.abs(np.asarray(shares[n]) - overall).max()) for n in names[1:]}
-    rows.append(["max abs. deviation from all (points)", "—", *[f"{deviation[n]:.2f}" for n in names[1:]]])
-    lines.append(markdown_table(["digit", *names], rows))
-    worst = max(deviation, key=deviation.get)
-    lines.append(
-        f"\nThe largest difference between a part's class share and the whole's is {deviation[worst]:.2f}"
-        f" percentage points ({worst}): the stratified splits keep the label distribution.\n\n"
-    )
+    lines.append(_splits_markdown(summary["split_label_shares"], summary["split_seed"]))
     lines.append("## Pixel intensities\n\n")
     stat_rows = [
         [name, f"{s['images']:,}", f"{s['mean']:.2f}", f"{s['std']:.2f}", f"{s['mean_scaled']:.4f}",
@@ -356,16 +344,37 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     )
     predictions = summary.get("test_predictions")
     if predictions:
-        text = (
-            f"\n## Test predictions\n\n{predictions['images']} test digits predicted by {predictions['members']}"
-            f" member(s) of `{predictions['model_run']}`; mean confidence {100 * predictions['mean_confidence']:.1f} %"
-        )
-        if "accuracy" in predictions:
-            text += f"; accuracy on these labeled digits {100 * predictions['accuracy']:.1f} %"
-        lines.append(text + ".\n")
+        lines.append(_predictions_markdown(predictions))
     lines.append("\n## Figures\n\n")
     lines.extend(f"- `{name}`: {_FIGURE_TEXT[name]}\n" for name in summary["figures"])
     return "".join(lines)
+
+
+def _splits_markdown(shares: dict[str, list[float]], split_seed: int) -> str:
+    """Each split part's class shares beside the whole's, and the largest deviation."""
+    names = list(shares)
+    rows = [[d, *[f"{100 * shares[n][d]:.2f}" for n in names]] for d in range(N_CLASSES)]
+    overall = np.asarray(shares["all"])
+    deviation = {n: float(100 * np.abs(np.asarray(shares[n]) - overall).max()) for n in names[1:]}
+    rows.append(["max abs. deviation from all (points)", "—", *[f"{deviation[n]:.2f}" for n in names[1:]]])
+    worst = max(deviation, key=deviation.get)
+    return (
+        f"## Do the splits keep it? (per-class share in %, split seed {split_seed})\n\n"
+        + markdown_table(["digit", *names], rows)
+        + f"\nThe largest difference between a part's class share and the whole's is {deviation[worst]:.2f}"
+        f" percentage points ({worst}): the stratified splits keep the label distribution.\n\n"
+    )
+
+
+def _predictions_markdown(predictions: dict[str, Any]) -> str:
+    """The section on a finished run's predictions of the test digits."""
+    text = (
+        f"\n## Test predictions\n\n{predictions['images']} test digits predicted by {predictions['members']}"
+        f" member(s) of `{predictions['model_run']}`; mean confidence {100 * predictions['mean_confidence']:.1f} %"
+    )
+    if "accuracy" in predictions:
+        text += f"; accuracy on these labeled digits {100 * predictions['accuracy']:.1f} %"
+    return text + ".\n"
 
 
 _FIGURE_TEXT = {
