@@ -6,11 +6,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from lenet_tf.cli import main
 from lenet_tf.errors import LenetError
-from lenet_tf.experiments.report import REPORT_MARK, compare, compare_markdown, curve_reading, sd_difference
+from lenet_tf.experiments.report import (
+    REPORT_MARK,
+    compare,
+    compare_markdown,
+    curve_reading,
+    grouped_trend,
+    sd_difference,
+)
 from lenet_tf.rundir import write_json
 from lenet_tf.stats import summarize
 from lenet_tf.training import TrainConfig
@@ -119,17 +128,35 @@ def test_curve_reading_says_where_the_curves_meet_and_whether_data_helps() -> No
     assert "meet (gap < 0.01) from 756 images" in text and "still rising: more data would help" in text
     flat = _curve([1.0, 0.99, 0.99], [0.90, 0.95, 0.951], std=0.01)
     text = curve_reading(flat)
-    assert "do not meet" in text and "flat within its standard error" in text
+    assert "do not meet" in text and "no significant rise" in text
+    assert "too few to test a trend" in curve_reading(_curve([1.0, 0.99], [0.9, 0.95], 0.01, n=1))
 
 
 def test_a_long_curve_is_read_by_the_trend_of_its_upper_half_not_its_last_step() -> None:
     # The last step falls (0.930 → 0.926), yet the upper half rises by about 0.004 per 252 images.
     test = [0.80, 0.85, 0.88, 0.90, 0.91, 0.914, 0.918, 0.922, 0.930, 0.926]
     text = curve_reading(_curve([0.99] * 10, test, std=0.01))
-    assert "from 1,512 to 2,520 images (a straight line through 5 sizes' means): +0.0143 per 1,000" in text
+    assert "from 1,512 to 2,520 images (a straight line through its 25 trainings at 5 sizes): +0.0143 per 1,000" in text
     assert text.rstrip().endswith("still rising: more data would help.")
     flat = [0.80, 0.85, 0.88, 0.90, 0.91, 0.92, 0.915, 0.921, 0.916, 0.919]
     assert curve_reading(_curve([0.99] * 10, flat, std=0.01)).rstrip().endswith("no significant rise.")
+
+
+def test_the_trend_is_linregress_on_every_training_recovered_from_the_summaries() -> None:
+    rng = np.random.default_rng(1)
+    sizes, counts = [1000, 1500, 2000, 2500], [3, 5, 4, 6]
+    groups = [0.9 + 1e-5 * x + rng.normal(0, 0.01, c) for x, c in zip(sizes, counts, strict=True)]
+    fit = grouped_trend(sizes, [g.mean() for g in groups], [g.std(ddof=1) for g in groups], counts)
+    line = stats.linregress(np.repeat(sizes, counts), np.concatenate(groups))
+    assert fit["trainings"] == 18
+    assert np.allclose([fit["slope"], fit["stderr"], fit["pvalue"]], [line.slope, line.stderr, line.pvalue])
+
+
+def test_a_five_size_curve_rising_beyond_its_repeats_noise_reads_as_rising() -> None:
+    # Regression: a line through the 3 upper sizes' means alone had 1 degree of freedom, so this
+    # clear rise (0.03 and 0.02 a step, repeats scattering 0.003) read as "no significant rise".
+    text = curve_reading(_curve([0.99] * 5, [0.85, 0.88, 0.90, 0.93, 0.95], std=0.003))
+    assert "its 15 trainings at 3 sizes" in text and text.rstrip().endswith("still rising: more data would help.")
 
 
 def test_compare_reports_curves_and_classic_runs_beside_their_references(tmp_path: Path) -> None:

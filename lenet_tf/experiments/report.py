@@ -51,7 +51,8 @@ REFERENCE_SPLIT = {"train": 25200, "val": 8400, "test": 8400}
 # 10,000 test digits after 20 epochs (SGD 0.01, momentum 0.9, batch 64) on its 60,000 training digits.
 CLASSIC_REFERENCE = 0.99
 # Training fields that set the pace, not the arithmetic: several batches per compiled call run the
-# same updates on the same batches in the same order (test_flagship checks the losses match).
+# same updates on the same batches in the same order, equal within float rounding (test_flagship
+# checks two epochs' losses agree to a relative 1e-4); callbacks still act once per epoch.
 PACE_ONLY_FIELDS = ("steps_per_execution",)
 
 
@@ -228,12 +229,29 @@ def _written_by_compare(path: Path) -> bool:
         return False
 
 
+def grouped_trend(sizes: list[int], means: list[float], stds: list[float], counts: list[int]) -> dict[str, float]:
+    """The least-squares line through every training's test accuracy (``counts[i]`` trainings at
+    ``sizes[i]``, summarised by their mean and sample std): the same slope, standard error and
+    two-sided p-value as ``scipy.stats.linregress`` on the individual points, recovered exactly from
+    the summaries, so the test weighs the scatter between repeats, not only a few sizes' means."""
+    x, y, s = (np.asarray(v, dtype=float) for v in (sizes, means, stds))
+    n = np.asarray(counts, dtype=float)
+    x_bar, y_bar = (n * x).sum() / n.sum(), (n * y).sum() / n.sum()
+    sxx = (n * (x - x_bar) ** 2).sum()
+    slope = (n * (x - x_bar) * (y - y_bar)).sum() / sxx
+    fitted = y_bar + slope * (x - x_bar)
+    residual = ((n - 1) * s**2).sum() + (n * (y - fitted) ** 2).sum()
+    dof = int(n.sum()) - 2
+    stderr = math.sqrt(residual / dof / sxx) if dof > 0 else math.nan
+    pvalue = 2 * stats.t.sf(abs(slope) / stderr, dof) if dof > 0 and stderr > 0 else math.nan
+    return {"slope": float(slope), "stderr": stderr, "pvalue": float(pvalue), "trainings": int(n.sum())}
+
+
 def curve_reading(curve: dict[str, Any]) -> str:
     """The reference's reading of a learning curve, from the figures: the train−test gap at the
     smallest and largest size, and whether test accuracy still rises at the large end (then more
-    data would still help): over the upper half of the sizes when it has 3 or more, by the slope of
-    a straight line through their mean test accuracies (one step between two sizes swings with a
-    few repeats), else by the last step against its standard error."""
+    data would still help): by a straight line through every training of the upper half of the
+    sizes (at least the last two), whose slope must be positive with p < 0.05."""
     sizes, train, test = curve["sizes"], curve["train_mean"], curve["test_mean"]
     gaps = [a - b for a, b in zip(train, test, strict=True)]
     text = (f"The train−test gap is {gaps[0]:.3f} at {sizes[0]:,} training images and {gaps[-1]:.3f} at"
@@ -242,20 +260,16 @@ def curve_reading(curve: dict[str, Any]) -> str:
     text += f"; the curves meet (gap < 0.01) from {meet:,} images" if meet else "; they do not meet (gap < 0.01) here"
     if len(sizes) < 2:
         return text + ".\n"
-    upper = len(sizes) // 2
-    if len(sizes) - upper >= 3:
-        fit = stats.linregress(sizes[upper:], test[upper:])
-        verdict = "still rising: more data would help" if fit.slope > 0 and fit.pvalue < 0.05 else "no significant rise"
-        return text + (f". Test accuracy from {sizes[upper]:,} to {sizes[-1]:,} images (a straight line through"
-                       f" {len(sizes) - upper} sizes' means): {1000 * fit.slope:+.4f} per 1,000 images, standard"
-                       f" error {1000 * fit.stderr:.4f}, p = {fit.pvalue:.2f}; {verdict}.\n")  # fmt: skip
-    n = max(1, min(curve["counts"][-2:]))
-    gain = test[-1] - test[-2]
-    error = math.hypot(curve["test_std"][-1], curve["test_std"][-2]) / math.sqrt(n)
-    per_thousand = 1000 * gain / (sizes[-1] - sizes[-2])
-    verdict = "still rising: more data would help" if gain > error else "flat within its standard error"
-    return text + (f". Test accuracy from {sizes[-2]:,} to {sizes[-1]:,} images: {gain:+.4f} ({per_thousand:+.4f} per"
-                   f" 1,000 images, standard error {error:.4f}), {verdict}.\n")  # fmt: skip
+    upper = min(len(sizes) // 2, len(sizes) - 2)
+    fit = grouped_trend(sizes[upper:], test[upper:], curve["test_std"][upper:], curve["counts"][upper:])
+    span = f". Test accuracy from {sizes[upper]:,} to {sizes[-1]:,} images"
+    if math.isnan(fit["pvalue"]):
+        return text + f"{span}: {fit['trainings']} trainings, too few to test a trend.\n"
+    rising = fit["slope"] > 0 and fit["pvalue"] < 0.05
+    verdict = "still rising: more data would help" if rising else "no significant rise"
+    return text + (f"{span} (a straight line through its {fit['trainings']} trainings at {len(sizes) - upper}"
+                   f" sizes): {1000 * fit['slope']:+.4f} per 1,000 images, standard error"
+                   f" {1000 * fit['stderr']:.4f}, p = {fit['pvalue']:.2g}; {verdict}.\n")  # fmt: skip
 
 
 def curve_markdown(path: Path, result: dict[str, Any]) -> str:
