@@ -157,6 +157,8 @@ def test_a_five_size_curve_rising_beyond_its_repeats_noise_reads_as_rising() -> 
     # clear rise (0.03 and 0.02 a step, repeats scattering 0.003) read as "no significant rise".
     text = curve_reading(_curve([0.99] * 5, [0.85, 0.88, 0.90, 0.93, 0.95], std=0.003))
     assert "its 15 trainings at 3 sizes" in text and text.rstrip().endswith("still rising: more data would help.")
+    exact = curve_reading(_curve([1.0] * 4, [0.25, 0.5, 0.75, 1.0], std=0.0))  # no scatter at all
+    assert exact.rstrip().endswith("still rising: more data would help.")
 
 
 def test_compare_reports_curves_and_classic_runs_beside_their_references(tmp_path: Path) -> None:

@@ -243,7 +243,12 @@ def grouped_trend(sizes: list[int], means: list[float], stds: list[float], count
     residual = ((n - 1) * s**2).sum() + (n * (y - fitted) ** 2).sum()
     dof = int(n.sum()) - 2
     stderr = math.sqrt(residual / dof / sxx) if dof > 0 else math.nan
-    pvalue = 2 * stats.t.sf(abs(slope) / stderr, dof) if dof > 0 and stderr > 0 else math.nan
+    if dof <= 0:
+        pvalue = math.nan
+    elif stderr > 0:
+        pvalue = 2 * stats.t.sf(abs(slope) / stderr, dof)
+    else:  # every training exactly on the line: any slope is certain
+        pvalue = 0.0 if slope != 0 else 1.0
     return {"slope": float(slope), "stderr": stderr, "pvalue": float(pvalue), "trainings": int(n.sum())}
 
 
