@@ -156,6 +156,10 @@ def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path, mo
     recall = [[r["report"][str(d)]["recall"] for d in range(10)] for r in grown["repeats"]]
     assert grown["summary"]["report"]["recall"]["mean"] == pytest.approx(np.mean(recall, axis=0).tolist())
     assert "## Classification report" in markdown
+    # Its time is the 3 repeats' training, 2 of them from the first process, not this process's alone.
+    total, epochs = sum(r["seconds"] for r in grown["repeats"]), 3  # one member, one epoch each
+    assert f"Training time: {total:,.0f} s over the 3 repeat(s), {epochs} epochs, " in markdown
+    assert "seconds" not in grown.report and grown["invocation_seconds"] > 0  # labelled for what it measures
     # Asking for fewer repeats than are finished says so, in the log and in the table.
     messages.clear()
     fewer = evaluate(replace(spec, repeats=2), out, data=tiny, progress=False, echo=messages.append)

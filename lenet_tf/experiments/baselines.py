@@ -202,7 +202,7 @@ def baselines(
             "fits_planned": progress_.total,
             "data_source": job.data.source,
             "cells": [_cell_result(cells[key], items) for key, items in fits.items()],
-            "seconds": round(time.perf_counter() - started, 2),
+            "invocation_seconds": round(time.perf_counter() - started, 2),
             "environment": environment(),
         }  # fmt: skip
         return result, _write_baselines(result, out, split.sizes())

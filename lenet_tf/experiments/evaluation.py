@@ -166,7 +166,7 @@ def evaluate(
             "summary": summarize_repeats([record for _, record in records]),
             "repeats": [record for _, record in records],
             "repeats_averaged": repeats_averaged(split.y_test, _probabilities(out, records), spec.members),
-            "seconds": round(time.perf_counter() - started, 2),
+            "invocation_seconds": round(time.perf_counter() - started, 2),  # this process only
             "environment": environment(),
         }
         return result, _write_evaluation(result, out, records, split, _title(job.model_info["name"], spec.members))
@@ -218,6 +218,26 @@ def _title(model: str, members: int) -> str:
     return model_title(model) + (f", ensemble of {members}" if members > 1 else "")
 
 
+def _repeats_markdown(repeats: list[dict[str, Any]]) -> str:
+    """The per-repeat table and the training time of them all.
+
+    The total adds the repeats' own seconds: a run resumed over several sessions took that much
+    training, whatever each session's process measured.
+    """
+    rows = [
+        [r["repeat"], f"{r['train_accuracy']:.4f}", f"{r['val_accuracy']:.4f}", f"{r['test_accuracy']:.4f}",
+         "/".join(str(m["epochs_run"]) for m in r["members"]), f"{r['seconds']:.0f}"]
+        for r in repeats
+    ]  # fmt: skip
+    epochs = [sum(m["epochs_run"] for m in r["members"]) for r in repeats]
+    pace = [r["seconds"] / e for r, e in zip(repeats, epochs, strict=True) if e]
+    total = (
+        f"\n\nTraining time: {sum(r['seconds'] for r in repeats):,.0f} s over the {len(repeats)} repeat(s),"
+        f" {sum(epochs)} epochs" + (f", {min(pace):.1f}–{max(pace):.1f} s per epoch" if pace else "") + "."
+    )
+    return "\n## Repeats\n\n" + markdown_table(["repeat", "train", "val", "test", "epochs", "seconds"], rows) + total
+
+
 def evaluation_markdown(result: dict[str, Any]) -> str:
     """Markdown tables of an evaluation.json."""
     config, summary = result["config"], result["summary"]
@@ -257,14 +277,7 @@ def evaluation_markdown(result: dict[str, Any]) -> str:
             "\n## Classification report (test, mean ± std over repeats)\n\n"
             + markdown_table(["digit", *REPORT_MEASURES], report_rows)
         )
-    per_repeat = [
-        [r["repeat"], f"{r['train_accuracy']:.4f}", f"{r['val_accuracy']:.4f}", f"{r['test_accuracy']:.4f}",
-         "/".join(str(m["epochs_run"]) for m in r["members"]), f"{r['seconds']:.0f}"]
-        for r in result["repeats"]
-    ]  # fmt: skip
-    lines.append(
-        "\n## Repeats\n\n" + markdown_table(["repeat", "train", "val", "test", "epochs", "seconds"], per_repeat)
-    )
+    lines.append(_repeats_markdown(result["repeats"]))
     averaged = result.get("repeats_averaged")
     if averaged:
         lines.append(

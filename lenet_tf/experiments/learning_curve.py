@@ -91,7 +91,7 @@ def learning_curve(
             "data_source": job.data.source,
             "curve": curve_summary(points, rounds),
             "points": points,
-            "seconds": round(time.perf_counter() - started, 2),
+            "invocation_seconds": round(time.perf_counter() - started, 2),
             "environment": environment(),
         }
         return result, _write_curve(result, out, title)

@@ -389,7 +389,7 @@ def _robustness_report(
         "data_source": subject.job.data.source,
         "summary": summary,
         "variants": items,
-        "seconds": round(time.perf_counter() - started, 2),
+        "invocation_seconds": round(time.perf_counter() - started, 2),
         "environment": environment(),
     }
 

@@ -262,7 +262,7 @@ def study(
             "trainings_finished": progress_.done, "trainings_planned": progress_.total,
             "configurations": [c.to_dict() for c in configs.values()], "data_source": job.data.source,
             "summary": {label: summarize_configuration(items) for label, items in runs.items()}, "runs": runs,
-            "seconds": round(time.perf_counter() - started, 2), "environment": environment(),
+            "invocation_seconds": round(time.perf_counter() - started, 2), "environment": environment(),
         }  # fmt: skip
         return result, _write_study(result, out, [configs[label] for label in runs])
 
