@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _MODELS = (
     "standard_lenet", "classic_lenet5", "optimized_lenet", "strided_standard_lenet", "strided_lenet", "lenet", "lenet5",

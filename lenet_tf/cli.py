@@ -412,7 +412,8 @@ COMMANDS: dict[str, Command] = {
         "FGSM attack, accuracy against ε, adversarial training",
         "Train --model R times on the evaluation split normally and R times with adversarial training "
         "(FGSM copies at --train-epsilon mixed 1:1 into every batch), or load a finished run (--run DIR), "
-        "then attack the held-out digits with FGSM, x' = clip(x + ε·sign(∇x loss), 0, 1), at every ε: "
+        "then attack the held-out digits with FGSM, x' = clip(x + ε·255·sign(∇x loss), 0, 255) on 0-255 pixels, "
+        "at every ε: "
         "accuracy-vs-ε table and plot (mean ± std), grids of adversarial examples (resumable).",
         _groups(opt.RobustnessOptions, {}), _robustness,
     ),

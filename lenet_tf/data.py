@@ -12,10 +12,13 @@ import gzip
 import hashlib
 import io
 import itertools
+import lzma
 import math
+import re
 import time
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -28,6 +31,7 @@ from sklearn.model_selection import train_test_split
 from .errors import LenetError
 
 IMAGE_SIDE = 28
+PIXEL_MAX = 255  # full ink in Kaggle's files
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 N_CLASSES = 10
 PIXEL_COLUMNS = [f"pixel{i}" for i in range(N_PIXELS)]
@@ -62,6 +66,8 @@ class DigitData:
     test_labels: np.ndarray | None
     source: str
     load_seconds: float = 0.0  # time spent reading and validating, for run timings
+    # The paths read (files, the --data directory): what no output of the command may replace.
+    inputs: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
         """A short hash of the labeled data, so a run can tell whether its data changed."""
@@ -101,6 +107,7 @@ class TestData:
     images: np.ndarray
     labels: np.ndarray | None
     source: str
+    inputs: tuple[str, ...] = ()  # the paths read, as DigitData.inputs
 
 
 class DataWarning(UserWarning):
@@ -124,10 +131,38 @@ def one_line_warnings() -> None:
 
 # ----------------------------------------------------------------------------- CSV parsing
 
+# What is accepted, for every error that says a file is not a CSV text file.
+ACCEPTED = "expected a CSV (UTF-8, plain or .gz), a directory with train.csv, or a .zip"
+# Leading bytes of files mistaken for a CSV, and what an error line calls them (UTF-32's BOMs
+# come before UTF-16's, which they start with).
+_SIGNATURES = (
+    (b"BZh", "a bzip2-compressed file"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text"),
+    (b"\xff\xfe", "UTF-16 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel/Office document"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"PAR1", "a Parquet file"),
+)
+# A cell that reads as a number (pandas' syntax, without inf/nan): an integer too large for one
+# is "out of range", not "not an integer".
+_NUMBER = re.compile(rb"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
 
 def _quote(text: str) -> str:
     """``repr`` of ``text`` cut to QUOTE_LIMIT characters: an error line quotes, it does not dump."""
-    return repr(text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "…")
+    return repr(_cut(text))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "…"
 
 
 def _decompressed(raw: bytes, name: str) -> bytes:
@@ -136,19 +171,61 @@ def _decompressed(raw: bytes, name: str) -> bytes:
         return raw
     try:
         return gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise LenetError(f"{name}: not a valid gzip file ({exc})") from exc
 
 
-def _lines(raw: bytes, name: str) -> list[bytes]:
+def _file_kind(raw: bytes) -> str | None:
+    """What ``raw`` looks like when it is plainly not CSV text (an archive, UTF-16, ...), else None."""
+    if raw.startswith(b"PK\x03\x04"):
+        return "a zip archive"
+    if raw[257:262] == b"ustar":
+        return "a tar archive"
+    kind = next((what for magic, what in _SIGNATURES if raw.startswith(magic)), None)
+    if kind is not None:
+        return kind
+    head = raw[:4096]
+    if b"\0" not in head:
+        return None
+    odd, even = head[1::2], head[0::2]  # UTF-16 without a BOM: every other byte of ASCII text is 0
+    if (odd.count(0) > len(odd) // 2 and not even.count(0)) or (even.count(0) > len(even) // 2 and not odd.count(0)):
+        return "UTF-16 text"
+    return "binary data"
+
+
+def _check_text(raw: bytes, name: str, gzipped: bool, columns: list[str] | None) -> None:
+    """A LenetError saying what the file is when it is not UTF-8 CSV text, with its line where a
+    byte deep in the file is at fault (pandas would otherwise raise UnicodeDecodeError)."""
+    kind = _file_kind(raw)
+    if kind == "a zip archive":
+        raise LenetError(f"{name}: a zip archive, not a CSV file (give the zip itself as the data source)")
+    if kind is not None:
+        kind += " (gzip-compressed)" if gzipped else ""
+        raise LenetError(f"{name}: {kind}, not a CSV text file; {ACCEPTED}")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where, at = _position(raw, exc.start, columns), raw[exc.start]
+        raise LenetError(f"{name}: {where}: byte 0x{at:02x} is not UTF-8 text (save the file as UTF-8)") from None
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise LenetError(f"{name}: {_position(raw, nul, columns)}: a NUL byte (binary data), not CSV text")
+
+
+def _position(raw: bytes, offset: int, columns: list[str] | None) -> str:
+    """``line L, column 'NAME'`` (or ``field F`` past the header's columns) of byte ``offset`` of ``raw``."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    line, field = raw.count(b"\n", 0, offset) + 1, raw.count(b",", start, offset)
+    column = f"column {columns[field]!r}" if columns and field < len(columns) else f"field {field + 1}"
+    return f"line {line}, {column}"
+
+
+def _lines(raw: bytes, name: str, *, gzipped: bool = False, columns: list[str] | None = None) -> list[bytes]:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if not raw.strip():
         raise LenetError(f"{name}: the file is empty")
-    if raw.startswith(b"PK\x03\x04"):
-        raise LenetError(f"{name}: a zip archive, not a CSV file (give the zip itself as the data source)")
-    if b"\0" in raw[:4096]:
-        raise LenetError(f"{name}: binary data, not a CSV text file")
+    _check_text(raw, name, gzipped, columns)
     lines = raw.replace(b"\r\n", b"\n").split(b"\n")
     while lines and not lines[-1].strip():
         lines.pop()
@@ -180,7 +257,8 @@ def parse_digits_csv(raw: bytes, name: str, *, labeled: bool) -> tuple[np.ndarra
     raises :class:`LenetError` naming the file, line and column.
     """
     expected = TRAIN_HEADER if labeled else TEST_HEADER
-    lines = _lines(_decompressed(raw, name), name)
+    content = _decompressed(raw, name)
+    lines = _lines(content, name, gzipped=content is not raw, columns=expected)
     _check_header(lines[0], expected, name)
     if len(lines) < 2:
         raise LenetError(f"{name}: the file has a header but no data rows")
@@ -191,48 +269,73 @@ def parse_digits_csv(raw: bytes, name: str, *, labeled: bool) -> tuple[np.ndarra
             raise LenetError(f"{name}: line {lineno}: {fields} fields, expected {n_fields}")
         if line == lines[0]:
             raise LenetError(f"{name}: line {lineno}: the header row again (files joined with their headers?)")
-
-    with warnings.catch_warnings():  # mixed-type columns are reported below, one cell in one line
-        warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-        frame = pd.read_csv(io.BytesIO(b"\n".join(lines)), header=0, skip_blank_lines=False)
-    values = _integer_values(frame, lines, name)
-
+    values = _cell_values(_read_frame(lines, name), lines, name, expected)
     if labeled:
-        labels, pixels = values[:, 0], values[:, 1:]
-        bad = np.flatnonzero((labels < 0) | (labels >= N_CLASSES))
-        if bad.size:
-            row = int(bad[0])
-            raise LenetError(f"{name}: line {row + 2}: column 'label' is {labels[row]}, expected a digit 0-9")
-    else:
-        labels, pixels = None, values
-    bad_cells = np.argwhere((pixels < 0) | (pixels > 255))
-    if bad_cells.size:
-        row, col = (int(v) for v in bad_cells[0])
-        raise LenetError(
-            f"{name}: line {row + 2}: column 'pixel{col}' is {pixels[row, col]}, expected an integer 0-255"
-        )
-    images = pixels.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
-    return images, None if labels is None else labels.astype(np.uint8)
+        return values[:, 1:].reshape(-1, IMAGE_SIDE, IMAGE_SIDE), values[:, 0].copy()
+    return values.reshape(-1, IMAGE_SIDE, IMAGE_SIDE), None
 
 
-def _integer_values(frame: pd.DataFrame, lines: list[bytes], name: str) -> np.ndarray:
-    """The frame as int64, or a LenetError at the first missing or non-integer cell."""
+def _read_frame(lines: list[bytes], name: str) -> pd.DataFrame:
+    """The lines (checked: a header and rows of its width) as pandas reads them, one row per line."""
+    with warnings.catch_warnings():  # mixed-type columns are reported later, one cell in one line
+        warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+        try:
+            # "\n" alone ends a line: a stray "\r" mid-line must not make pandas see two rows.
+            frame = pd.read_csv(io.BytesIO(b"\n".join(lines)), header=0, skip_blank_lines=False, lineterminator="\n")
+        except pd.errors.ParserError:
+            frame = None  # a double quote opened a field that runs over several lines
+    if frame is None or len(frame) != len(lines) - 1:
+        line = next((i for i, text in enumerate(lines, start=1) if text.count(b'"') % 2), None)
+        where = f"line {line}: " if line else ""
+        raise LenetError(f'{name}: {where}a double quote (") opens a field that runs past the end of its line')
+    return frame
+
+
+def _numbers(series: pd.Series) -> np.ndarray:
+    """A column as float64: its numbers, NaN for cells that are not (True/False included)."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return np.full(len(series), np.nan)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    except OverflowError:  # an integer beyond float64 stops pandas: cell by cell, as written
+        cells = (str(cell).encode() for cell in series)
+        return np.array([float(cell) if _NUMBER.fullmatch(cell) else np.nan for cell in cells])
+
+
+def _cell_values(frame: pd.DataFrame, lines: list[bytes], name: str, columns: list[str]) -> np.ndarray:
+    """The frame's cells as uint8 (labels 0-9, pixels 0-255), or a LenetError at the first cell,
+    row by row, that is missing, not an integer or out of range."""
+    values = np.empty(frame.shape, dtype=np.uint8)
     first_bad: tuple[int, int] | None = None
-    for col_index, column in enumerate(frame.columns):
-        series = frame[column]
-        if pd.api.types.is_integer_dtype(series.dtype):
-            continue
-        numeric = pd.to_numeric(series, errors="coerce")
-        bad = numeric.isna().to_numpy() | (numeric.to_numpy() % 1 != 0)
-        rows = np.flatnonzero(bad)
-        if rows.size and (first_bad is None or rows[0] < first_bad[0]):
-            first_bad = (int(rows[0]), col_index)
+    for col, column in enumerate(frame.columns):
+        numbers = _numbers(frame[column])
+        high = N_CLASSES - 1 if columns[col] == "label" else PIXEL_MAX
+        # Comparisons with NaN are False and raise no RuntimeWarning; neither does floor(inf).
+        bad = np.flatnonzero(~((numbers >= 0) & (numbers <= high) & (numbers == np.floor(numbers))))
+        if bad.size and (first_bad is None or bad[0] < first_bad[0]):
+            first_bad = (int(bad[0]), col)
+        elif first_bad is None:
+            values[:, col] = numbers
     if first_bad is not None:
         row, col = first_bad
-        text = lines[row + 1].split(b",")[col].strip().decode("utf-8", "replace")
-        what = "missing" if not text else f"{_quote(text)}, not an integer"
-        raise LenetError(f"{name}: line {row + 2}: column {frame.columns[col]!r} is {what}")
-    return frame.to_numpy(dtype=np.int64)
+        what = _bad_cell(lines[row + 1], col, columns)
+        raise LenetError(f"{name}: line {row + 2}: column {columns[col]!r} is {what}")
+    return values
+
+
+def _bad_cell(line: bytes, col: int, columns: list[str]) -> str:
+    """What is wrong with cell ``col`` of ``line``, quoting it as the file writes it."""
+    written = line.split(b",")[col].strip()
+    text, cell = written.decode("utf-8", "replace"), written.strip(b'"')  # pandas reads "5" as 5
+    if not text:
+        return "missing"
+    if not _NUMBER.fullmatch(cell) or (math.isfinite(float(cell)) and float(cell) % 1):
+        return f"{_quote(text)}, not an integer"
+    if columns[col] == "label":
+        return f"{_cut(text)}, expected a digit 0-9"
+    return f"{_cut(text)}, expected an integer 0-{PIXEL_MAX}"
 
 
 # ----------------------------------------------------------------------------- sources
@@ -259,10 +362,22 @@ def read_test_csv(path: str | Path) -> np.ndarray:
     ``test.csv`` or ``test.csv.gz``) must have as many rows as the ``sample_submission.csv`` beside it."""
     path = Path(path)
     images = parse_digits_csv(_read_file(path), str(path), labeled=False)[0]
-    sample = path.with_name(SAMPLE_SUBMISSION)
-    if path.name.lower() in ("test.csv", "test.csv.gz") and sample.is_file():
+    sample = _sample_beside(path)
+    if sample is not None:
         _check_against_sample(images, _read_file(sample), str(path), str(sample))
     return images
+
+
+def _sample_beside(test: Path) -> Path | None:
+    """The ``sample_submission.csv`` that :func:`read_test_csv` reads with the competition's test file."""
+    sample = test.with_name(SAMPLE_SUBMISSION)
+    return sample if test.name.lower() in ("test.csv", "test.csv.gz") and sample.is_file() else None
+
+
+def _test_inputs(test: str | Path) -> tuple[str, ...]:
+    """The files :func:`read_test_csv` reads for ``test``."""
+    sample = _sample_beside(Path(test))
+    return (str(test),) if sample is None else (str(test), str(sample))
 
 
 def _check_against_sample(images: np.ndarray, sample: bytes, name: str, sample_name: str) -> None:
@@ -274,11 +389,37 @@ def _check_against_sample(images: np.ndarray, sample: bytes, name: str, sample_n
         )
 
 
-def _zip_member(archive: zipfile.ZipFile, basename: str) -> str | None:
-    for member in archive.namelist():
-        if Path(member).name == basename and not Path(member).name.startswith("."):
-            return member
-    return None
+# What zipfile raises for a damaged archive or entry besides BadZipFile: a broken deflate, bzip2
+# or lzma stream, a truncated entry, a name that is not UTF-8, a method or encryption it lacks.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, OverflowError,
+               NotImplementedError, RuntimeError)  # fmt: skip
+
+
+def _zip_member(archive: zipfile.ZipFile, basename: str, path: Path) -> str | None:
+    """The entry named ``basename`` (in any folder), None without one; two are refused: which one
+    is the data would otherwise depend on their order in the archive."""
+    found = [info.filename for info in archive.infolist() if not info.is_dir() and Path(info.filename).name == basename]
+    if len(found) > 1:
+        which = f"two entries named {found[0]!r}" if found[0] == found[1] else f"{found[0]!r} and {found[1]!r}"
+        raise LenetError(f"{path}: holds {which}; keep one {basename}, so that it is clear which is read")
+    return found[0] if found else None
+
+
+def _read_member(archive: zipfile.ZipFile, member: str, path: Path) -> bytes:
+    try:
+        return archive.read(member)
+    except _ZIP_ERRORS as exc:
+        raise LenetError(f"{_entry(path, member)}: damaged zip entry ({_first_line(exc)})") from exc
+
+
+def _entry(path: Path, member: str) -> str:
+    """``zip:entry`` for an error line; a damaged archive's entry name may hold a line break: quoted."""
+    return f"{path}:{member if member.isprintable() else repr(member)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextmanager
@@ -286,21 +427,23 @@ def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
     if not path.is_file():
         raise LenetError(f"{path}: no such file")
     try:
-        with zipfile.ZipFile(path) as archive:
-            yield archive
-    except zipfile.BadZipFile as exc:
-        raise LenetError(f"{path}: not a valid zip file ({exc})") from exc
+        archive = zipfile.ZipFile(path)
+    except _ZIP_ERRORS as exc:
+        raise LenetError(f"{path}: not a valid zip file ({_first_line(exc)})") from exc
+    with archive:
+        yield archive
 
 
 def _zip_test(archive: zipfile.ZipFile, path: Path) -> np.ndarray | None:
     """The zip's test.csv images (checked against its sample_submission.csv), or None."""
-    member = _zip_member(archive, "test.csv")
+    member = _zip_member(archive, "test.csv", path)
     if member is None:
         return None
-    images = parse_digits_csv(archive.read(member), f"{path}:{member}", labeled=False)[0]
-    sample = _zip_member(archive, SAMPLE_SUBMISSION)
+    images = parse_digits_csv(_read_member(archive, member, path), _entry(path, member), labeled=False)[0]
+    sample = _zip_member(archive, SAMPLE_SUBMISSION, path)
     if sample is not None:
-        _check_against_sample(images, archive.read(sample), f"{path}:{member}", f"{path}:{sample}")
+        raw = _read_member(archive, sample, path)
+        _check_against_sample(images, raw, _entry(path, member), _entry(path, sample))
     return images
 
 
@@ -308,13 +451,14 @@ def read_competition_zip(path: str | Path, *, with_test: bool = True) -> DigitDa
     """Read the competition zip (``train.csv`` and, ``with_test``, ``test.csv`` inside, as Kaggle ships it)."""
     path = Path(path)
     with _open_zip(path) as archive:
-        train_member = _zip_member(archive, "train.csv")
+        train_member = _zip_member(archive, "train.csv", path)
         if train_member is None:
             raise LenetError(f"{path}: the zip holds no train.csv")
-        images, labels = parse_digits_csv(archive.read(train_member), f"{path}:{train_member}", labeled=True)
+        raw = _read_member(archive, train_member, path)
+        images, labels = parse_digits_csv(raw, _entry(path, train_member), labeled=True)
         test_images = _zip_test(archive, path) if with_test else None
     assert labels is not None
-    return DigitData(images, labels, test_images, None, source=str(path))
+    return DigitData(images, labels, test_images, None, source=str(path), inputs=(str(path),))
 
 
 def load_csv_files(train: str | Path, test: str | Path | None = None) -> DigitData:
@@ -322,7 +466,8 @@ def load_csv_files(train: str | Path, test: str | Path | None = None) -> DigitDa
     images, labels = read_train_csv(train)
     test_images = read_test_csv(test) if test is not None else None
     source = str(train) if test is None else f"{train} + {test}"
-    return DigitData(images, labels, test_images, None, source=source)
+    inputs = (str(train), *(() if test is None else _test_inputs(test)))
+    return DigitData(images, labels, test_images, None, source=source, inputs=inputs)
 
 
 def load_embedded_sample(test_size: int = SAMPLE_TEST_SIZE, seed: int = 0) -> DigitData:
@@ -374,17 +519,22 @@ def _find(directory: Path, name: str) -> Path | None:
 def _load_directory(path: Path, test: str | Path | None) -> DigitData:
     train = _find(path, "train.csv")
     if train is not None:
-        return load_csv_files(train, test if test is not None else _find(path, "test.csv"))
-    if (path / ZIP_NAME).is_file():
-        return _with_test(read_competition_zip(path / ZIP_NAME, with_test=test is None), test)
-    raise LenetError(f"{path}: the directory holds neither train.csv nor {ZIP_NAME}")
+        data = load_csv_files(train, test if test is not None else _find(path, "test.csv"))
+    elif (path / ZIP_NAME).is_file():
+        data = _with_test(read_competition_zip(path / ZIP_NAME, with_test=test is None), test)
+    else:
+        raise LenetError(f"{path}: the directory holds neither train.csv nor {ZIP_NAME}")
+    return replace(data, inputs=(str(path), *data.inputs))
 
 
 def _with_test(data: DigitData, test: str | Path | None) -> DigitData:
     """``data`` with the images of the ``test`` file instead of its own (when ``test`` is given)."""
     if test is None:
         return data
-    return replace(data, test_images=read_test_csv(test), test_labels=None, source=f"{data.source} + {test}")
+    return replace(
+        data, test_images=read_test_csv(test), test_labels=None, source=f"{data.source} + {test}",
+        inputs=(*data.inputs, *_test_inputs(test)),
+    )  # fmt: skip
 
 
 def find_default_data(root: str | Path = ".") -> Path | None:
@@ -445,7 +595,8 @@ def load_test_data(source: str | Path | None = None, *, test: str | Path | None 
     ``"sample"``, ``"mnist"``; ``None``: ``data/`` when it holds them, else the sample).
     No training rows are read."""
     if test is not None:
-        return TestData(read_test_csv(test), None, str(test))
+        named = (str(source),) if source and Path(source).exists() else ()  # --data, though unread
+        return TestData(read_test_csv(test), None, str(test), inputs=(*_test_inputs(test), *named))
     if source is None or str(source) == "":
         default = Path("data")
         source = default if _find(default, "test.csv") or (default / ZIP_NAME).is_file() else "sample"
@@ -456,19 +607,20 @@ def load_test_data(source: str | Path | None = None, *, test: str | Path | None 
     if path.is_dir():
         found = _find(path, "test.csv")
         if found is not None:
-            return TestData(read_test_csv(found), None, str(found))
+            return TestData(read_test_csv(found), None, str(found), inputs=(str(path), *_test_inputs(found)))
         if not (path / ZIP_NAME).is_file():
             raise LenetError(f"{path}: the directory holds neither test.csv nor {ZIP_NAME}")
         path = path / ZIP_NAME
     if not path.exists():
         raise LenetError(f"{path}: no such file or directory")
+    inputs = (str(source), str(path)) if Path(source) != path else (str(path),)  # a directory and its zip
     if path.suffix.lower() != ".zip":
-        return TestData(read_test_csv(path), None, str(path))
+        return TestData(read_test_csv(path), None, str(path), inputs=(*inputs, *_test_inputs(path)))
     with _open_zip(path) as archive:
         images = _zip_test(archive, path)
     if images is None:
         raise LenetError(f"{path}: the zip holds no test.csv")
-    return TestData(images, None, f"{path}:test.csv")
+    return TestData(images, None, f"{path}:test.csv", inputs=inputs)
 
 
 # ----------------------------------------------------------------------------- splits
@@ -578,8 +730,10 @@ def subsample(data: DigitData, n: int, seed: int = 0) -> DigitData:
 
 
 def prepare(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) images → float32 (N, 28, 28, 1) in [0, 1], the networks' input."""
+    """uint8 (N, 28, 28) images → float32 (N, 28, 28, 1), pixels 0–255 as Kaggle gives them: the
+    networks' input. Each model scales them itself (its ``input_scale`` layer), so the scale a
+    model was trained at travels with the saved model, not with the code that feeds it."""
     images = np.asarray(images)
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
         raise LenetError(f"expected images of shape (N, 28, 28), got {images.shape}")
-    return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+    return images.astype(np.float32)[..., np.newaxis]

@@ -3,6 +3,7 @@ interrupted run resumes), average their probabilities, save and load them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from tqdm.auto import tqdm
 
 from .data import Split
 from .errors import LenetError
+from .models import load_saved_model
 from .options import FLAGSHIP, from_dests  # the recipe is data, declared with the options it sets
 from .rundir import CONFIG_FILE, read_json, save_model, write_json
 from .seeds import member_seed
-from .training import FitResult, TrainConfig, predict_proba, refit, train
+from .training import FitResult, TrainConfig, log_callbacks, predict_proba, refit, train
 
 # `make ensemble` / `lenet-tf ensemble --recipe flagship`: what careful training makes of small
 # LeNets on a 2-core CPU (measured in the README's flagship section and BENCHMARKS.md).
@@ -77,28 +79,77 @@ class Ensemble:
     @classmethod
     def load(cls, directory: str | Path, limit: int | None = None) -> Ensemble:
         """Load the members saved in ``directory``: a run directory (its ``refit/`` members when
-        the run retrained them on all labeled data, else its ``members/``) or a members folder."""
-        directory = Path(directory)
-        augment = _recorded_augmentation(directory)
-        trained = len(list((directory / MEMBERS_DIR).glob("member_*.keras")))
-        refitted = len(list((directory / REFIT_DIR).glob("member_*.keras")))
-        if refitted and refitted >= trained:  # an unfinished refit is not used
-            directory = directory / REFIT_DIR
-        elif trained:
-            directory = directory / MEMBERS_DIR
-        paths = sorted(directory.glob("member_*.keras"))
-        if not paths:
-            raise LenetError(f"{directory}: no saved members (member_XX.keras) there")
-        if limit and limit > len(paths):  # silently using fewer would mislabel the submission
-            raise LenetError(f"{directory}: holds {len(paths)} members; {limit} were asked for")
-        paths = paths[:limit] if limit else paths
-        models = []
-        for path in paths:
-            try:
-                models.append(keras.models.load_model(path))
-            except Exception as exc:  # keras raises several types for a damaged file
-                raise LenetError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
-        return cls(models, augment=augment)
+        the run retrained them on all labeled data, else its ``members/``) or a members folder.
+        All the members the run records are loaded (the first ``limit``), or a LenetError names a missing one."""
+        augment = _recorded_augmentation(Path(directory))
+        return cls([load_saved_model(path) for path in member_paths(directory, limit)], augment=augment)
+
+
+_MEMBER_FILE = re.compile(r"member_(\d+)\.(keras|json)")
+
+
+def member_paths(directory: str | Path, limit: int | None = None) -> list[Path]:
+    """The ``member_XX.keras`` files :meth:`Ensemble.load` loads from ``directory`` (the first ``limit``).
+
+    A member counts as recorded when its number appears among the folder's files (``member_XX.json``
+    outlives a deleted model) or within the run's metrics.json / config.json; every recorded one must
+    be there: a submission from fewer members than the run's would be another ensemble under its name.
+    """
+    directory = Path(directory)
+    if directory.name in (MEMBERS_DIR, REFIT_DIR):  # a run's members folder, given itself
+        run, folder = directory.parent, directory
+    else:
+        run, folder = directory, _member_folder(directory)
+    count = max(_highest_number(folder), _recorded_count(run, folder) if folder != run else 0)
+    if not count:
+        raise LenetError(f"{folder}: no saved members (member_XX.keras) there")
+    if limit and limit > count:  # silently using fewer would mislabel the submission
+        raise LenetError(f"{folder}: holds {count} members; {limit} were asked for")
+    paths = [folder / f"{member_stem(index)}.keras" for index in range(limit or count)]
+    missing = next((path for path in paths if not path.is_file()), None)
+    if missing is not None:
+        raise LenetError(
+            f"{missing}: no such file, but the run has {count} members; restore it or retrain the run"
+            " (a submission from fewer would not be this run's)"
+        )
+    return paths
+
+
+def _member_folder(run: Path) -> Path:
+    """``refit/`` when the run's submission came from refit members (recorded in metrics.json, or a
+    refit folder as full as ``members/``: an unfinished refit is not used), else ``members/`` when
+    there is one, else ``run`` itself (a folder of members)."""
+    trained, refitted = _highest_number(run / MEMBERS_DIR), _highest_number(run / REFIT_DIR)
+    if _recorded_count(run, run / REFIT_DIR) or (refitted and refitted >= trained):
+        return run / REFIT_DIR
+    return run / MEMBERS_DIR if (run / MEMBERS_DIR).is_dir() else run
+
+
+def _highest_number(folder: Path) -> int:
+    """The highest member number among ``folder``'s member_XX.keras and member_XX.json (0: none)."""
+    if not folder.is_dir():
+        return 0
+    numbers = (_MEMBER_FILE.fullmatch(path.name) for path in folder.iterdir())
+    return max((int(match[1]) for match in numbers if match), default=0)
+
+
+def _recorded_count(run: Path, folder: Path) -> int:
+    """How many members of ``folder`` (``members/`` or ``refit/``) the run's metrics.json and
+    config.json record (0: none recorded)."""
+    key = "refit_members" if folder.name == REFIT_DIR else "members"
+    counts = [0]
+    for name in ("metrics.json", CONFIG_FILE):
+        path = run / name
+        try:
+            record = read_json(path) if path.is_file() else {}
+        except UnicodeDecodeError as exc:  # read_json reports malformed JSON, not bytes that are not text
+            raise LenetError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+        value = record.get(key) if isinstance(record, dict) else None
+        if isinstance(value, list):
+            counts.append(len(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and key == "members":
+            counts.append(value)
+    return max(counts)
 
 
 def _recorded_augmentation(directory: Path) -> TrainConfig | None:
@@ -135,7 +186,7 @@ def _member_loop(
         metrics_path = member_dir / f"{member_stem(index)}.json"
         resumed = model_path.is_file() and metrics_path.is_file()
         if resumed:
-            model = keras.models.load_model(model_path)
+            model = load_saved_model(model_path)
             result = FitResult(**read_json(metrics_path))
         else:
             model, result = make_member(index)
@@ -176,10 +227,12 @@ def train_members(
     _check_members(members)
     config.validate()
 
-    def make(index: int) -> tuple[keras.Model, FitResult]:
-        return train(builder, split, config=config, seed=member_seed(seed, index), progress=progress)
-
     member_dir = Path(directory) / MEMBERS_DIR
+
+    def make(index: int) -> tuple[keras.Model, FitResult]:
+        logs = log_callbacks(member_dir, member_stem(index), config)
+        return train(builder, split, config=config, seed=member_seed(seed, index), progress=progress, callbacks=logs)
+
     return _member_loop(
         members, member_dir, make, desc="members", progress=progress, on_member=on_member, augment=config
     )
@@ -202,13 +255,14 @@ def refit_members(
     _check_members(len(epochs))
     config.validate()
 
+    member_dir = Path(directory) / REFIT_DIR
+
     def make(index: int) -> tuple[keras.Model, FitResult]:
         return refit(
-            builder, images, labels, epochs=epochs[index], config=config,
-            seed=member_seed(seed, index), progress=progress,
+            builder, images, labels, epochs=epochs[index], config=config, seed=member_seed(seed, index),
+            progress=progress, callbacks=log_callbacks(member_dir, member_stem(index), config),
         )  # fmt: skip
 
-    member_dir = Path(directory) / REFIT_DIR
     return _member_loop(
         len(epochs), member_dir, make, desc="refit", progress=progress, on_member=on_member, augment=config
     )

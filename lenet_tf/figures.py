@@ -19,7 +19,7 @@ import numpy as np
 
 from .data import IMAGE_SIDE, N_CLASSES, prepare
 from .errors import LenetError
-from .plots import _save, plt
+from .plots import _marker, _save, _whole_numbers, plt
 from .rundir import read_json
 
 HISTORY_KEYS = ("accuracy", "val_accuracy", "loss", "val_loss")
@@ -56,14 +56,15 @@ def plot_digit_grid(
         raise LenetError("digit grid: no images to show")
     columns = max(1, min(columns, len(images)))
     rows = math.ceil(len(images) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.25 * columns, 1.45 * rows + 0.6), squeeze=False)
+    # At least 6 inches wide: a gallery of one or two digits still has room for its title.
+    fig, axes = plt.subplots(rows, columns, figsize=(max(1.25 * columns, 6.0), 1.45 * rows + 0.6), squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < len(images):
             ax.imshow(images[index], cmap="gray_r", vmin=0, vmax=255)
             color = caption_colors[index] if caption_colors is not None else "black"
             ax.set_title(captions[index], fontsize=8, color=color)
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title, fontsize=11, wrap=True)
     return _save(fig, path)
 
 
@@ -104,7 +105,7 @@ def plot_misclassified(
         fig, ax = plt.subplots(figsize=(6, 1.5))
         ax.axis("off")
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center", fontsize=12)
-        ax.set_title(heading)
+        ax.set_title(heading, wrap=True)
         return _save(fig, path)
     shown = wrong[:limit]
     captions = [f"true {labels[i]} → {predicted[i]}\n{100 * confidence[i]:.0f} % sure" for i in shown]
@@ -186,8 +187,9 @@ def plot_first_layer(model: Any, image: np.ndarray, path: str | Path, *, title: 
         axes[1, f + 1].imshow(maps[:, :, f], cmap="viridis")
     size = f"{kernel.shape[0]}×{kernel.shape[1]}"
     fig.suptitle(
-        title or f"{model.name}: first convolution {conv.name!r} ({n} filters, {size}; red > 0 > blue)", fontsize=10
-    )
+        title or f"{model.name}: first convolution {conv.name!r} ({n} filters, {size}; red > 0 > blue)",
+        fontsize=10, wrap=True,
+    )  # fmt: skip
     return _save(fig, path)
 
 
@@ -245,6 +247,7 @@ def plot_training_history(
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4.3))
     for index, history in enumerate(histories):
         epochs = np.arange(1, len(history["accuracy"]) + 1)
+        marker = _marker(len(epochs))  # one epoch is a point: a line without markers draws nothing
         for ax, metric in ((acc_ax, "accuracy"), (loss_ax, "loss")):
             if single:
                 ax.plot(epochs, history[metric], "o-", color="tab:blue", label="train", ms=3)
@@ -252,13 +255,13 @@ def plot_training_history(
             else:
                 color = colors(index % 10)
                 name = (names[index] if names else f"member {index + 1}") if ax is acc_ax else None
-                ax.plot(epochs, history[metric], "-", color=color, alpha=0.8, label=name)
-                ax.plot(epochs, history[f"val_{metric}"], "--", color=color, alpha=0.8)
+                ax.plot(epochs, history[metric], "-", color=color, alpha=0.8, label=name, marker=marker, ms=4)
+                ax.plot(epochs, history[f"val_{metric}"], "--", color=color, alpha=0.8, marker=marker, ms=4)
     for ax, metric in ((acc_ax, "accuracy"), (loss_ax, "loss")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        _whole_numbers(ax, max(len(h["accuracy"]) for h in histories))
     acc_ax.set_title("accuracy")
     loss_ax.set_title("loss (cross-entropy, plus any L2 penalty)")
     if single:
@@ -270,5 +273,5 @@ def plot_training_history(
         acc_ax.plot([], [], "--", color="gray", label="validation (dashed)")
         acc_ax.legend(loc="lower right", fontsize=7, ncol=2 if len(histories) > 6 else 1)
     members = "" if single or names else f" ({len(histories)} members overlaid)"
-    fig.suptitle(f"Training history: {title}{members}", fontsize=11)
+    fig.suptitle(f"Training history: {title}{members}", fontsize=11, wrap=True)
     return _save(fig, path)

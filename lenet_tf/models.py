@@ -12,13 +12,20 @@
   and optimizer (the training studies vary one of these at a time).
 * :func:`mlp` — a fully connected baseline, 784 → 512 → 256 → 128 → 10 (ReLU, optional dropout).
 
-Every model takes uint8-derived float32 images of shape (28, 28, 1) in [0, 1] and returns class
-probabilities, so any of them can be an ensemble member. Weight initialisation draws from Keras'
-global seed: set it with :func:`lenet_tf.training.set_seed` before building.
+Every model takes images of shape (28, 28, 1) as Kaggle gives them, pixels 0–255 (float32, see
+:func:`lenet_tf.data.prepare`), and scales them itself: its first layer is a ``Rescaling`` named
+``input_scale``, so a saved ``.keras`` file predicts raw Kaggle pixels. ``input_scale="unit"``
+divides by 255; ``"raw"`` feeds 0–255 on, as the reference study's code does (its L2 strengths and
+Adam rate were searched at that scale). Each builder's default is its model's own: raw for the
+reference study's LeNets (standard, optimized and their variants), unit for the LeNet-5s and the
+MLP. Every model returns class probabilities, so any of them can be an ensemble member. Weight
+initialisation draws from Keras' global seed: set it with :func:`lenet_tf.training.set_seed` before building.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -29,8 +36,9 @@ from typing import Any
 import keras
 from keras import layers, regularizers
 
-from .data import IMAGE_SIDE, N_CLASSES
+from .data import IMAGE_SIDE, N_CLASSES, PIXEL_MAX
 from .errors import LenetError
+from .options import INPUT_SCALES
 
 INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
 LEARNING_RATE = 1e-3
@@ -135,6 +143,31 @@ OPTIMIZED_HPARAMS = LeNetHParams(
 )
 
 
+# The factor each input scale multiplies Kaggle's 0–255 pixels by (options.INPUT_SCALES names them).
+SCALE_FACTORS = {"unit": 1.0 / PIXEL_MAX, "raw": 1.0}
+assert tuple(SCALE_FACTORS) == INPUT_SCALES
+# The reference study's LeNets see raw pixels (its code never divides by 255); the package's
+# LeNet-5s and MLP were designed, tuned and measured on [0, 1].
+REFERENCE_SCALE, OWN_SCALE = "raw", "unit"
+
+
+def _input(input_scale: str) -> list[keras.layers.Layer]:
+    """The input and its scaling, inside the model so a saved model takes Kaggle's pixels as they are."""
+    if input_scale not in SCALE_FACTORS:
+        raise LenetError(f"input_scale must be one of {', '.join(SCALE_FACTORS)}, got {input_scale!r}")
+    return [keras.Input(shape=INPUT_SHAPE), layers.Rescaling(SCALE_FACTORS[input_scale], name="input_scale")]
+
+
+def input_scale_of(model: keras.Model) -> str | None:
+    """The input scale a model built here applies (None: a model without the ``input_scale`` layer,
+    saved by a lenet_tf before issue 31, which expected pixels already divided by 255)."""
+    try:
+        layer = model.get_layer("input_scale")
+    except ValueError:
+        return None
+    return next((name for name, factor in SCALE_FACTORS.items() if math.isclose(layer.scale, factor)), None)
+
+
 def _compile(model: keras.Sequential, optimizer: keras.optimizers.Optimizer) -> keras.Sequential:
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -163,6 +196,8 @@ def _study_topology(
     dropout: float = 0.0,
     optimizer: keras.optimizers.Optimizer | None = None,
     pool_stride: int | None = 1,
+    input_scale: str = REFERENCE_SCALE,
+    output_l2: bool = True,
 ) -> keras.Sequential:
     """The study's LeNet: same-padded convolutions and stride-1 average pooling, then global
     average pooling in place of Flatten (fewer parameters), two dense layers and softmax.
@@ -170,13 +205,16 @@ def _study_topology(
     ``pool_stride`` None strides each pooling by its own window (Keras' default, which halves or
     quarters the maps): the other reading of the reference's text, see :func:`strided_lenet`.
 
+    ``output_l2`` puts the dense layers' L2 on the output layer's kernel too, as the reference's
+    code does (the package before issue 31 left it off); ``input_scale`` see the module docstring.
+
     ``initializer`` (a Keras name) sets every kernel's initializer, ``dropout`` > 0 adds a
     Dropout after each hidden dense layer, ``optimizer`` replaces Adam(1e-3). The defaults leave
     the layers' own arguments untouched, so the study's models are exactly what they always were.
     """
     # Only pass kernel_initializer when asked: the Keras default must stay the untouched default.
     init: dict[str, Any] = {} if initializer is None else {"kernel_initializer": initializer}
-    stack: list[keras.layers.Layer] = [keras.Input(shape=INPUT_SHAPE)]
+    stack = _input(input_scale)
     for i in range(2):
         stack.append(
             layers.Conv2D(
@@ -201,7 +239,8 @@ def _study_topology(
         )
         if dropout > 0:
             stack.append(layers.Dropout(dropout, name=f"dropout_{i + 1}"))
-    stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities", **init))
+    output = {"kernel_regularizer": _l2(dense_l2)} if output_l2 else {}
+    stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities", **output, **init))
     return _compile(keras.Sequential(stack, name=name), optimizer if optimizer is not None else _adam())
 
 
@@ -239,11 +278,11 @@ def _from_hparams(hp: LeNetHParams, name: str, **options: Any) -> keras.Sequenti
     )
 
 
-def standard_lenet() -> keras.Sequential:
+def standard_lenet(*, input_scale: str = REFERENCE_SCALE) -> keras.Sequential:
     """The reference study's LeNet: Conv(6, 5×5, tanh) → AvgPool(2, stride 1) → Conv(16, 5×5, tanh)
     → AvgPool(2, stride 1) → GlobalAvgPool → Dense(120, tanh) → Dense(84, tanh) → Dense(10);
     Adam(1e-3). 15,626 parameters."""
-    return _from_hparams(STANDARD_HPARAMS, "standard_lenet")
+    return _from_hparams(STANDARD_HPARAMS, "standard_lenet", input_scale=input_scale)
 
 
 def make_optimizer(
@@ -279,6 +318,7 @@ def study_lenet(
     optimizer: str = "adam",
     learning_rate: float = LEARNING_RATE,
     decay_steps: tuple[int, int] | None = None,
+    input_scale: str = REFERENCE_SCALE,
 ) -> keras.Sequential:
     """The standard LeNet's topology (15,626 parameters) with one activation for every hidden
     layer, a kernel initializer, dropout after the hidden dense layers and an optimizer (see
@@ -295,46 +335,71 @@ def study_lenet(
         initializer=initializer,
         dropout=float(dropout),
         optimizer=make_optimizer(optimizer, learning_rate, decay_steps=decay_steps),
+        input_scale=input_scale,
     )
 
 
-def lenet(hparams: LeNetHParams | Mapping[str, Any]) -> keras.Sequential:
+def lenet(
+    hparams: LeNetHParams | Mapping[str, Any], *, input_scale: str = REFERENCE_SCALE, output_l2: bool = True
+) -> keras.Sequential:
     """The study's LeNet topology with searchable hyperparameters (validated against
-    :data:`SEARCH_SPACE`; a value outside its domain raises LenetError naming it)."""
+    :data:`SEARCH_SPACE`; a value outside its domain raises LenetError naming it); ``output_l2``
+    (the reference's way) regularises the output layer with the dense L2 too."""
     if not isinstance(hparams, LeNetHParams):
         hparams = LeNetHParams.from_dict(hparams)
-    return _from_hparams(hparams.validate(), "lenet")
+    return _from_hparams(hparams.validate(), "lenet", input_scale=input_scale, output_l2=output_l2)
 
 
 def load_hparams(path: str | Path) -> LeNetHParams:
     """Read hyperparameters from JSON (a flat object, or one with a ``"hparams"`` entry)."""
     path = Path(path)
     try:
-        payload = json.loads(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise LenetError(f"{path}: no such file") from exc
+    except OSError as exc:
+        raise LenetError(f"{path}: cannot read ({exc.strerror})") from exc
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # JSON is UTF-8 (RFC 8259); editors may start it with a BOM
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, byte = raw.count(b"\n", 0, exc.start) + 1, raw[exc.start]
+        raise LenetError(f"{path}: line {line}: byte 0x{byte:02x} is not UTF-8 text (JSON is UTF-8)") from None
+    try:
+        payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LenetError(f"{path}: line {exc.lineno}: malformed JSON ({exc.msg})") from exc
+    except RecursionError:
+        raise LenetError(f"{path}: JSON nested too deeply to be hyperparameters") from None
+    except ValueError:  # Python refuses to convert an integer of over 4,300 digits
+        raise LenetError(f"{path}: an integer of thousands of digits, not a hyperparameter") from None
     if isinstance(payload, dict) and isinstance(payload.get("hparams"), dict):
         payload = payload["hparams"]
     if not isinstance(payload, dict):
         raise LenetError(f"{path}: expected a JSON object of hyperparameters")
-    return LeNetHParams.from_dict(payload, source=str(path)).validate(source=str(path))
+    try:
+        return LeNetHParams.from_dict(payload, source=str(path)).validate(source=str(path))
+    except OverflowError:  # an integer too large for a float, where a number in a range is expected
+        raise LenetError(f"{path}: a number too large for any hyperparameter") from None
 
 
-def optimized_lenet(hparams: LeNetHParams = OPTIMIZED_HPARAMS) -> keras.Sequential:
+def optimized_lenet(
+    hparams: LeNetHParams = OPTIMIZED_HPARAMS, *, input_scale: str = REFERENCE_SCALE, output_l2: bool = True
+) -> keras.Sequential:
     """:func:`lenet` with the study's published best hyperparameters (or those given)."""
-    model = lenet(hparams)
+    model = lenet(hparams, input_scale=input_scale, output_l2=output_l2)
     model.name = "optimized_lenet"
     return model
 
 
-def strided_standard_lenet() -> keras.Sequential:
+def strided_standard_lenet(*, input_scale: str = REFERENCE_SCALE) -> keras.Sequential:
     """:func:`standard_lenet` with each pooling strided by its own window (see :func:`strided_lenet`)."""
-    return _from_hparams(STANDARD_HPARAMS, "strided_standard_lenet", pool_stride=None)
+    return _from_hparams(STANDARD_HPARAMS, "strided_standard_lenet", pool_stride=None, input_scale=input_scale)
 
 
-def strided_lenet(hparams: LeNetHParams = OPTIMIZED_HPARAMS) -> keras.Sequential:
+def strided_lenet(
+    hparams: LeNetHParams = OPTIMIZED_HPARAMS, *, input_scale: str = REFERENCE_SCALE, output_l2: bool = True
+) -> keras.Sequential:
     """:func:`optimized_lenet` with each pooling strided by its own window, not by 1.
 
     The reference's text says stride (1, 1) "with a valid padding to perform downsampling", which
@@ -344,7 +409,9 @@ def strided_lenet(hparams: LeNetHParams = OPTIMIZED_HPARAMS) -> keras.Sequential
     published hyperparameters, so each of the 11 channels the global pooling averages has seen
     26×26 pixels instead of 17×17. The registry's ``*-strided`` models measure the difference.
     """
-    return _from_hparams(hparams.validate(), "strided_lenet", pool_stride=None)
+    return _from_hparams(
+        hparams.validate(), "strided_lenet", pool_stride=None, input_scale=input_scale, output_l2=output_l2
+    )
 
 
 # Batch-norm momentum of the normalised members: see bn_lenet5 for why not Keras' 0.99.
@@ -371,6 +438,7 @@ def lenet5(
     dropout_before_output: bool = False,
     optimizer: keras.optimizers.Optimizer | None = None,
     name: str = "lenet5",
+    input_scale: str = OWN_SCALE,
 ) -> keras.Sequential:
     """The LeNet-5 topology: 28×28 zero-padded to 32×32, Conv(``filters[0]``, 5×5) → Pool 2/2
     → Conv(``filters[1]``, 5×5) → Pool 2/2 → Flatten → Dense(``units[0]``) → Dense(``units[1]``) …
@@ -394,7 +462,7 @@ def lenet5(
         return _normalised(layer, layer_name, activation, bn_momentum) if batch_norm else [layer]
 
     act = None if batch_norm else activation
-    stack: list[keras.layers.Layer] = [keras.Input(shape=INPUT_SHAPE), layers.ZeroPadding2D(2, name="pad_to_32")]
+    stack = [*_input(input_scale), layers.ZeroPadding2D(2, name="pad_to_32")]
     stack += hidden(layers.Conv2D(filters[0], 5, activation=act, name="c1"), "c1")
     stack.append(pool(2, strides=2, name="s2"))
     stack += hidden(layers.Conv2D(filters[1], 5, activation=act, name="c3"), "c3")
@@ -410,27 +478,29 @@ def lenet5(
     return _compile(keras.Sequential(stack, name=name), optimizer if optimizer is not None else _adam())
 
 
-def classic_lenet5() -> keras.Sequential:
+def classic_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """LeNet-5 (LeCun et al. 1998) as commonly reproduced: 28×28 zero-padded to 32×32,
     Conv(6, 5×5, tanh) → AvgPool 2/2 → Conv(16, 5×5, tanh) → AvgPool 2/2 → Flatten(400)
     → Dense(120, tanh) → Dense(84, tanh) → Dense(10); SGD(0.01, momentum 0.9). 61,706 parameters."""
-    return lenet5(optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9), name="classic_lenet5")
+    return lenet5(
+        optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9), name="classic_lenet5", input_scale=input_scale
+    )
 
 
-def wide_lenet5() -> keras.Sequential:
+def wide_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """LeNet-5 with ReLU, max pooling and wider convolutions,
     Conv(16) → MaxPool → Conv(32) → MaxPool → Dense(120) → Dense(84); Adam(1e-3).
     120,382 parameters."""
-    return lenet5(filters=(16, 32), activation="relu", pooling="max", name="wide_lenet5")
+    return lenet5(filters=(16, 32), activation="relu", pooling="max", name="wide_lenet5", input_scale=input_scale)
 
 
-def mlp(dropout: float = 0.0) -> keras.Sequential:
+def mlp(dropout: float = 0.0, *, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """A fully connected baseline: Flatten(784) → Dense(512) → Dense(256) → Dense(128), ReLU, each
     hidden layer followed by Dropout(``dropout``) when > 0 → Dense(10, softmax); Adam(1e-3).
     567,434 parameters."""
     if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
         raise LenetError(f"dropout must be a rate in [0, 1), got {dropout!r}")
-    stack: list[keras.layers.Layer] = [keras.Input(shape=INPUT_SHAPE), layers.Flatten(name="flatten")]
+    stack = [*_input(input_scale), layers.Flatten(name="flatten")]
     for i, units in enumerate(MLP_UNITS):
         stack.append(layers.Dense(units, activation="relu", name=f"dense_{i + 1}"))
         if dropout > 0:
@@ -439,20 +509,21 @@ def mlp(dropout: float = 0.0) -> keras.Sequential:
     return _compile(keras.Sequential(stack, name="mlp" if dropout == 0 else "mlp_dropout"), _adam())
 
 
-def mlp_dropout() -> keras.Sequential:
+def mlp_dropout(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """:func:`mlp` with Dropout(0.2) after each hidden layer."""
-    return mlp(dropout=MLP_DROPOUT)
+    return mlp(dropout=MLP_DROPOUT, input_scale=input_scale)
 
 
-def wider_lenet5() -> keras.Sequential:
+def wider_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """LeNet-5 with ReLU and max pooling, twice the wide one's widths, Conv(32) → MaxPool
     → Conv(64) → MaxPool → Dropout(0.3) → Dense(256) → Dropout(0.3) → Dense(128); Adam(1e-3). 496,138 parameters."""
     return lenet5(
-        filters=(32, 64), units=(256, 128), activation="relu", pooling="max", dropout=0.3, name="wider_lenet5"
+        filters=(32, 64), units=(256, 128), activation="relu", pooling="max", dropout=0.3, name="wider_lenet5",
+        input_scale=input_scale,
     )
 
 
-def bn_lenet5() -> keras.Sequential:
+def bn_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """The flagship ensemble's member: LeNet-5 with batch normalisation, ReLU, max pooling and the
     wider one's convolutions, Conv(32)-BN → MaxPool → Conv(64)-BN → MaxPool → Dropout(0.3)
     → Dense(256)-BN → Dropout(0.3) → Dense(10); Adam(1e-3). 465,578 parameters.
@@ -464,11 +535,11 @@ def bn_lenet5() -> keras.Sequential:
     deployment split, one member, 0.9945 (0.99) vs 0.9944 (0.9): no loss on large data."""
     return lenet5(
         filters=(32, 64), units=(256,), activation="relu", pooling="max", dropout=0.3, batch_norm=True,
-        bn_momentum=SMALL_DATA_BN_MOMENTUM, dropout_before_output=True, name="bn_lenet5",
+        bn_momentum=SMALL_DATA_BN_MOMENTUM, dropout_before_output=True, name="bn_lenet5", input_scale=input_scale,
     )  # fmt: skip
 
 
-def deep_lenet5() -> keras.Sequential:
+def deep_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """LeNet-5 with each 5×5 convolution replaced by two 3×3 ones (the same 5×5 receptive field,
     one more non-linearity) and each pooling by a strided 3×3 convolution, the shape of the
     strongest public Kaggle CNNs: 28×28 padded to 32 → [Conv(32, 3×3)-BN]×2 → Conv(32, 3×3,
@@ -477,7 +548,7 @@ def deep_lenet5() -> keras.Sequential:
     the flagship member's multiply-adds per image (16.7 M against 6.1 M).
 
     Batch-norm momentum 0.9 for the reason given in :func:`bn_lenet5` (few steps on small data)."""
-    stack: list[keras.layers.Layer] = [keras.Input(shape=INPUT_SHAPE), layers.ZeroPadding2D(2, name="pad_to_32")]
+    stack = [*_input(input_scale), layers.ZeroPadding2D(2, name="pad_to_32")]
 
     def conv(filters: int, name: str, strides: int = 1) -> list[keras.layers.Layer]:
         padding = "same" if strides > 1 else "valid"
@@ -535,10 +606,22 @@ def get_builder(name: str) -> Callable[[], keras.Sequential]:
         raise LenetError(f"unknown model {name!r}; choose one of {', '.join(BUILDERS)}") from None
 
 
+def own_input_scale(name: str) -> str:
+    """The input scale model ``name`` is built with unless told otherwise (its builder's default)."""
+    return inspect.signature(get_builder(name)).parameters["input_scale"].default
+
+
+def has_output_l2(name: str) -> bool:
+    """Whether model ``name``'s output layer can carry the dense L2 (the optimized LeNets)."""
+    return "output_l2" in inspect.signature(get_builder(name)).parameters
+
+
 def resolve_model(
     name: str,
     hparams_path: str | Path | None = None,
     *,
+    input_scale: str | None = None,
+    output_l2: bool = True,
     echo: Callable[[str], None] | None = None,
 ) -> tuple[Callable[[], keras.Model], dict[str, Any]]:
     """The builder for ``name`` and a description of it for the run's configuration.
@@ -546,28 +629,61 @@ def resolve_model(
     For ``optimized`` without ``hparams_path`` the search's result :data:`DEFAULT_BEST_HPARAMS`
     is used when it exists (relative to the working directory), else the published preset;
     ``hparams_path="preset"`` asks for the preset explicitly. ``echo`` is told which was used.
+    ``input_scale`` None is the model's own (:func:`own_input_scale`); ``output_l2`` False leaves
+    an optimized LeNet's output layer without L2 (only models that have it may turn it off).
+    The description records both, so a run recorded before they existed is never resumed as one.
     """
     builder = get_builder(name)
     if hparams_path is not None and name != "optimized":
         raise LenetError(f"--hparams applies to --model optimized only, not {name!r}")
+    if not output_l2 and not has_output_l2(name):
+        raise LenetError(f"output_l2 applies to the optimized LeNets only (their dense L2), not {name!r}")
+    scale = own_input_scale(name) if input_scale is None else input_scale
+    if scale not in SCALE_FACTORS:
+        raise LenetError(f"input_scale must be one of {', '.join(SCALE_FACTORS)}, got {scale!r}")
+    l2 = {"output_l2": output_l2} if has_output_l2(name) else {}
+    info = {
+        "name": name, "hparams": None, "hparams_source": None, "input_scale": scale, "output_l2": l2.get("output_l2"),
+    }  # fmt: skip
+    options = {"input_scale": scale, **l2}
     if name != "optimized":
-        return builder, {"name": name, "hparams": None, "hparams_source": None}
-    preset = {"name": name, "hparams": OPTIMIZED_HPARAMS.to_dict(), "hparams_source": "preset"}
+        return functools.partial(builder, **options), info
+    preset = {**info, "hparams": OPTIMIZED_HPARAMS.to_dict(), "hparams_source": "preset"}
     note = ""
     if hparams_path is None:
         if not DEFAULT_BEST_HPARAMS.is_file():
             _say(echo, f"optimized LeNet: the published hyperparameters (no search result at {DEFAULT_BEST_HPARAMS})")
-            return builder, preset
+            return functools.partial(builder, **options), preset
         hparams_path = DEFAULT_BEST_HPARAMS
         note = ", the search's best (--hparams preset for the published ones)"
     if str(hparams_path) == PRESET:
         _say(echo, "optimized LeNet: the published hyperparameters (--hparams preset)")
-        return builder, preset
+        return functools.partial(builder, **options), preset
     hparams = load_hparams(hparams_path)
     _say(echo, f"optimized LeNet: hyperparameters from {hparams_path}{note}")
-    return (lambda: lenet(hparams)), {"name": name, "hparams": hparams.to_dict(), "hparams_source": str(hparams_path)}
+    found = {**info, "hparams": hparams.to_dict(), "hparams_source": str(hparams_path)}
+    return functools.partial(lenet, hparams, **options), found
 
 
 def _say(echo: Callable[[str], None] | None, message: str) -> None:
     if echo is not None:
         echo(message)
+
+
+def load_saved_model(path: str | Path) -> keras.Model:
+    """A model saved by :func:`lenet_tf.rundir.save_model`; a damaged file, or a model saved by a
+    lenet_tf before 0.2.0 (no ``input_scale`` layer: it expected pixels already divided by 255 and
+    would predict Kaggle's raw pixels wrong), raises LenetError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise LenetError(f"{path}: no such file")
+    try:
+        model = keras.models.load_model(path)
+    except Exception as exc:  # keras raises several types (ValueError "File not found" for a truncated zip)
+        kind = type(exc).__name__
+        raise LenetError(f"{path}: cannot load the model: the file is damaged or not a Keras model ({kind})") from exc
+    if input_scale_of(model) is None:
+        raise LenetError(f"{path}: saved by a lenet_tf before 0.2.0, whose models take pixels divided by 255;"
+                         " retrain it with this version")  # fmt: skip
+    return model
+

@@ -30,13 +30,13 @@ import numpy as np
 
 from . import options
 from .data import DigitData, Split, TestData, load_data, load_test_data, split_data, subsample
-from .ensemble import MEMBERS_DIR, REFIT_DIR, Ensemble, refit_members, train_members
+from .ensemble import MEMBERS_DIR, REFIT_DIR, Ensemble, member_paths, refit_members, train_members
 from .errors import LenetError
 from .models import model_title, resolve_model
 from .plots import plot_convergence
 from .rundir import environment, markdown_table, open_run, read_json, write_json, write_text
 from .stats import binomial_ci
-from .submission import write_submission
+from .submission import refuse_inputs, write_submission
 from .training import FitResult, accuracy
 
 # The held-out test part's rows (0-based, in the labeled data as loaded) and labels, per run.
@@ -103,11 +103,13 @@ def prepare_job(
     max_train: int | None,
     data: DigitData | None = None,
     source: str | Path | None = None,
+    input_scale: str | None = None,
+    output_l2: bool = True,
     echo: Callable[[str], None] = print,
 ) -> JobInputs:
     """Resolve the model (before the data: a bad hyperparameter file fails fast), load the data
     (or take ``data``), subsample it to ``max_train`` rows, and split it by ``protocol``."""
-    builder, model_info = resolve_model(model, hparams_path, echo=echo)
+    builder, model_info = resolve_model(model, hparams_path, input_scale=input_scale, output_l2=output_l2, echo=echo)
     data, split = load_and_split(protocol=protocol, split_seed=split_seed, max_train=max_train, data=data,
                                  source=source, echo=echo)  # fmt: skip
     return JobInputs(builder, model_info, data, split, max_train)
@@ -162,7 +164,8 @@ def run_training(
     spec.validate()
     started = time.perf_counter()
     seconds: dict[str, float] = {}
-    job, config, resumed = _open_job(spec, out, data=data, source=source, force=force, echo=echo)
+    path = _submission_path(out, submission)
+    job, config, resumed = _open_job(spec, out, data=data, source=source, submission=path, force=force, echo=echo)
     seconds["load_and_split"] = job.data.load_seconds + time.perf_counter() - started
     with _timed(seconds, "train"):
         ensemble, results = _train_stage(spec, job, out, progress=progress, echo=echo)
@@ -175,7 +178,7 @@ def run_training(
         with _timed(seconds, "predict"):
             metrics.update(_evaluate_refit(result.refit_ensemble, job, tta=spec.tta))
     with _timed(seconds, "predict"):
-        result.submission = _submit(result.predictor, job.data, spec.tta, out, submission, force=force, echo=echo)
+        result.submission = _submit(result.predictor, job.data, spec.tta, out, path, force=force, echo=echo)
     seconds["total"] = job.data.load_seconds + time.perf_counter() - started
     _record(result, spec, config, resumed=resumed, seconds=seconds)
     echo(f"validation accuracy: {metrics['ensemble']['val_accuracy']:.4f}  ({len(results)} member(s))")
@@ -192,15 +195,19 @@ def _open_job(
     *,
     data: DigitData | None,
     source: str | Path | None,
+    submission: Path,
     force: bool,
     echo: Callable[[str], None],
 ) -> tuple[JobInputs, dict[str, Any], bool]:
     """Prepare the job's inputs (``spec`` already validated) and create or reopen the run directory:
-    the inputs, the configuration recorded in config.json, whether the run resumes."""
+    the inputs, the configuration recorded in config.json, whether the run resumes. A ``submission``
+    path that is one of the data's files is refused here, before the run directory or any training."""
     job = prepare_job(
         spec.model, spec.hparams_path, protocol=spec.protocol, split_seed=spec.split_seed,
-        max_train=spec.max_train, data=data, source=source, echo=echo,
+        max_train=spec.max_train, data=data, source=source, input_scale=spec.input_scale,
+        output_l2=spec.output_l2, echo=echo,
     )  # fmt: skip
+    refuse_inputs(submission, job.data.inputs)
     echo(f"data: {job.data.source}")
     refit_dir = out / REFIT_DIR
     stale_refit = not spec.refit and any(refit_dir.glob("member_*.keras"))
@@ -350,24 +357,27 @@ def _submit(
     data: DigitData,
     tta: int,
     out: Path,
-    submission: str | Path | None,
+    path: Path,
     *,
     force: bool,
     echo: Callable[[str], None],
 ) -> Path | None:
-    """Predict the test images and write the submission (None without test images). A submission
-    this run wrote before (its metrics.json names it) may be replaced, e.g. after a refit."""
+    """Predict the test images and write the submission to ``path`` (None without test images). A
+    submission this run wrote before (its metrics.json names it) may be replaced, e.g. after a refit."""
     if data.test_images is None:
         echo("no test images in the data: no submission written")
         return None
     labels = ensemble.predict(data.test_images, tta=tta)
-    path = Path(submission) if submission else out / "submission.csv"
     before = path.read_bytes() if path.is_file() else None
     own = _run_wrote(out, path)
     write_submission(labels, path, expected_rows=len(data.test_images), force=force or own)
     replaced = before is not None and path.read_bytes() != before
     echo(f"submission: {path} ({len(labels)} rows" + (", replacing this run's earlier one)" if replaced else ")"))
     return path
+
+
+def _submission_path(out: Path, submission: str | Path | None) -> Path:
+    return Path(submission) if submission else out / "submission.csv"
 
 
 def _run_wrote(out: Path, path: Path) -> bool:
@@ -538,14 +548,17 @@ def predict_run(
     echo: Callable[[str], None] = print,
 ) -> Path:
     """Load a run directory's members, predict the test images (``data``'s, else the ``test``
-    file or ``source``'s, read without their training rows) and write a submission."""
-    ensemble = Ensemble.load(run, limit=members)
+    file or ``source``'s, read without their training rows) and write a submission. Every member
+    the run records must be there, and ``output`` must be none of the files read."""
+    paths = member_paths(run, limit=members)  # a missing member is named before any data is read
     if data is None:
         data = load_test_data(source, test=test)
     elif isinstance(data, DigitData):
         if data.test_images is None:
             raise LenetError(f"{data.source}: no test images (test.csv) to predict")
-        data = TestData(data.test_images, data.test_labels, data.source)
+        data = TestData(data.test_images, data.test_labels, data.source, inputs=data.inputs)
+    refuse_inputs(output, (*data.inputs, *paths))
+    ensemble = Ensemble.load(run, limit=members)
     labels = ensemble.predict(data.images, tta=tta)
     path = write_submission(labels, output, expected_rows=len(data.images), force=force)
     echo(f"submission: {path} ({len(labels)} rows from {len(ensemble)} member(s))")

@@ -23,7 +23,9 @@ from .options import complete_train_record
 CONFIG_FILE = "config.json"
 # Schema of config.json and of what a run directory holds. 2: every seed derived by
 # lenet_tf.seeds (derivation 2), versions recorded, the files a run wrote listed in FILES_LIST.
-SCHEMA_VERSION = 2
+# 3 (lenet_tf 0.2.0): every model scales its input itself (an ``input_scale`` layer, recorded with
+# the model) and takes Kaggle's 0-255 pixels; schema 2's saved models took pixels divided by 255.
+SCHEMA_VERSION = 3
 SCHEMA_KEY = "schema_version"
 PACKAGE_KEY = "lenet_tf_version"
 FILES_LIST = ".lenet_tf_files"  # one top-level entry a line: what --force may delete
@@ -195,6 +197,8 @@ def _schema_problem(previous: Mapping[str, Any]) -> str | None:
     if recorded == SCHEMA_VERSION:
         return None
     which = "no schema version (schema 1, older seed derivation)" if recorded is None else f"schema {recorded!r}"
+    if recorded == 2:
+        which += " (models that take pixels divided by 255)"
     by = f", lenet_tf {previous[PACKAGE_KEY]}" if PACKAGE_KEY in previous else ""
     return f"{which}{by} where this lenet_tf writes schema {SCHEMA_VERSION}"
 

@@ -24,7 +24,7 @@ MAX_SEED = 2**32 - 1
 
 # Stream tags: the first entry of every path, so a member seed and a repeat seed of the same
 # numbers differ.
-_MEMBER, _REPEAT, _POINT, _TUNER = 1, 2, 3, 4
+_MEMBER, _REPEAT, _POINT, _TUNER, _SUBSET = 1, 2, 3, 4, 5
 
 
 def check_seed(seed: object, what: str = "seed") -> int:
@@ -55,6 +55,12 @@ def repeat_seed(base_seed: int, repeat: int) -> int:
 def point_seed(base_seed: int, repeat: int, size: int) -> int:
     """Seed of a learning-curve point: its training subset and its members."""
     return derive(base_seed, _POINT, repeat, size)
+
+
+def subset_seed(base_seed: int, size: int) -> int:
+    """Seed of the one training subset of ``size`` images that every repeat of a learning curve
+    shares when it draws one subset per size (the reference's way: only the initialisation varies)."""
+    return derive(base_seed, _SUBSET, size)
 
 
 def tuner_seed(base_seed: int) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,26 @@ def write_submission(
         if not force:
             raise LenetError(f"{path} already exists with other predictions; pass --force to overwrite it")
     return write_text(path, text)
+
+
+def refuse_inputs(path: str | Path, inputs: Iterable[str | Path], *, what: str = "submission") -> None:
+    """Refuse to write ``path`` when it is one of ``inputs`` (the files the command reads, by path,
+    link or hard link), ``force`` or not: the data a run was trained on is never replaced by its output."""
+    path = Path(path)
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            which = "" if str(source) == str(path) else f"that is {source}, "
+            raise LenetError(
+                f"{path}: {which}an input of this command; an input is never overwritten, --force or not:"
+                f" write the {what} elsewhere"
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except (OSError, RuntimeError):  # unreadable, or a symlink loop: neither can be an input read
+        return False
 
 
 def read_submission(path: str | Path, *, expected_rows: int | None = None) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -207,6 +208,22 @@ def _fit_callbacks(
     return [*ema, *stopping, *_schedule(model, config), *bar, *(extra or []), InterruptCheck()]
 
 
+HISTORY_SUFFIX = "_history.csv"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def log_callbacks(directory: str | Path, stem: str, config: TrainConfig) -> list[keras.callbacks.Callback]:
+    """Keras' own loggers for one training saved as ``directory/stem.keras``: its per-epoch history
+    as CSV (``stem_history.csv``, always: readable while the fit runs) and, with
+    ``config.tensorboard``, TensorBoard logs in ``directory/tensorboard/stem``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    logs: list[keras.callbacks.Callback] = [keras.callbacks.CSVLogger(str(directory / f"{stem}{HISTORY_SUFFIX}"))]
+    if config.tensorboard:
+        logs.append(keras.callbacks.TensorBoard(log_dir=str(directory / TENSORBOARD_DIR / stem)))
+    return logs
+
+
 def fit(
     model: keras.Model,
     x_train: np.ndarray,
@@ -307,6 +324,7 @@ def refit(
     config: TrainConfig = TrainConfig(),
     seed: int = 0,
     progress: bool = True,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> tuple[keras.Model, FitResult]:
     """Build a fresh model and train it on all of ``images`` (uint8) for exactly ``epochs`` epochs,
     with ``config``'s batch size, augmentation and schedule (compressed to ``epochs``): the
@@ -314,7 +332,9 @@ def refit(
     config = replace(config, epochs=int(epochs)).validate()
     set_seed(seed)
     model = builder()
-    result = fit(model, prepare(images), labels, None, None, config=config, seed=seed, progress=progress)
+    result = fit(
+        model, prepare(images), labels, None, None, config=config, seed=seed, progress=progress, callbacks=callbacks
+    )
     return model, result
 
 

@@ -176,11 +176,12 @@ def test_subsample_is_stratified_and_checks_size() -> None:
         subsample(data, 5)
 
 
-def test_prepare_scales_and_adds_channel() -> None:
+def test_prepare_keeps_kaggle_pixels_and_adds_channel() -> None:
+    # The models scale their input themselves (their input_scale layer): prepare only shapes it.
     images = np.array([[[0, 255] + [51] * 26] * 28], dtype=np.uint8)
     prepared = prepare(images)
     assert prepared.dtype == np.float32 and prepared.shape == (1, 28, 28, 1)
-    assert prepared[0, 0, 0, 0] == 0.0 and prepared[0, 0, 1, 0] == 1.0 and prepared[0, 0, 2, 0] == pytest.approx(0.2)
+    assert prepared[0, 0, 0, 0] == 0.0 and prepared[0, 0, 1, 0] == 255.0 and prepared[0, 0, 2, 0] == 51.0
     with pytest.raises(LenetError, match="expected images of shape"):
         prepare(np.zeros((2, 32, 32), dtype=np.uint8))
 

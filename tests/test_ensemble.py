@@ -1,23 +1,25 @@
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from lenet_tf.data import split_data
+from lenet_tf.data import prepare, split_data
 from lenet_tf.ensemble import Ensemble, member_seed, train_members
 from lenet_tf.errors import LenetError
-from lenet_tf.models import classic_lenet5
+from lenet_tf.models import classic_lenet5, mlp
 from lenet_tf.training import TrainConfig
 
 
 def _constant_model(logits: list[float]) -> keras.Sequential:
-    """A model whose output is softmax(logits) for every image."""
-    model = keras.Sequential(
-        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")]
-    )
+    """A model whose output is softmax(logits) for every image (scaling its input as every model built here does)."""
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255, name="input_scale"), keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])  # fmt: skip
     kernel, _ = model.layers[-1].get_weights()
     model.layers[-1].set_weights([np.zeros_like(kernel), np.array(logits, dtype=np.float32)])
     return model
@@ -71,13 +73,29 @@ def test_train_members_resumes_finished_members(tiny, tmp_path: Path) -> None:
     assert seen == [(0, True), (1, True), (2, False)]
     assert grown_results[0].to_dict() == results[0].to_dict()
     x = split.x_val[:20]
-    np.testing.assert_allclose(grown.members[0].predict(x[..., None] / 255.0, verbose=0),
-                               first.members[0].predict(x[..., None] / 255.0, verbose=0), atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(grown.members[0].predict(prepare(x), verbose=0),
+                               first.members[0].predict(prepare(x), verbose=0), atol=1e-6)  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "members").iterdir()) == [
-        f"member_0{i}.{ext}" for i in (1, 2, 3) for ext in ("json", "keras")
+        f"member_0{i}{ext}" for i in (1, 2, 3) for ext in (".json", ".keras", "_history.csv")
     ]
 
 
 def test_members_must_be_positive(tiny, tmp_path: Path) -> None:
     with pytest.raises(LenetError, match="members must be an integer ≥ 1, got 0"):
         train_members(classic_lenet5, split_data(tiny), members=0, directory=tmp_path)
+
+
+def test_every_member_logs_its_history_and_tensorboard_on_request(tiny, tmp_path: Path) -> None:
+    # Issue 29: Keras' own loggers, one history per member beside it; TensorBoard only when asked.
+    split = split_data(tiny, "deployment", seed=0)
+    config = TrainConfig(epochs=2, patience=5)
+    _, results = train_members(mlp, split, members=1, directory=tmp_path / "plain", config=config, progress=False)
+    with (tmp_path / "plain" / "members" / "member_01_history.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [float(r["val_accuracy"]) for r in rows] == pytest.approx(results[0].history["val_accuracy"])
+    assert not (tmp_path / "plain" / "members" / "tensorboard").exists()
+    logged = TrainConfig(epochs=1, tensorboard=True)
+    train_members(mlp, split, members=1, directory=tmp_path / "tb", config=logged, progress=False)
+    events = list((tmp_path / "tb" / "members" / "tensorboard" / "member_01").rglob("events.out.tfevents.*"))
+    assert events, "TensorBoard wrote no event file"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -111,7 +112,7 @@ def test_evaluate_writes_consistent_outputs_and_resumes(tiny, tmp_path: Path, mo
     assert "**1 of 2 repeats finished so far**" in partial[0]["md"]
     assert "so far" not in (out / "evaluation.md").read_text()
     unfinished = compare_markdown([(out / "evaluation.json", partial[0])])
-    assert "| classic [1] | 1 of 2 (unfinished) |" in unfinished
+    assert "| classic [1] | ÷255 | 1 of 2 (unfinished) |" in unfinished
     assert result["config"]["split_sizes"] == {"train": 360, "val": 120, "test": 120}
     tests = [r["test_accuracy"] for r in result["repeats"]]
     assert len(tests) == 2 and tests[0] != tests[1]  # new seeds every repeat
@@ -242,6 +243,30 @@ def test_learning_curve_points_summary_and_resume(tiny, tmp_path: Path, monkeypa
         learning_curve(replace(spec, fractions=(0.02, 0.1)), tmp_path / "small", data=tiny, progress=False)
 
 
+@pytest.mark.parametrize(("subsets", "shared"), [("one", True), ("per-repeat", False)])
+def test_the_reference_way_shares_one_subset_per_size_between_repeats(
+    subsets: str, shared: bool, tiny, tmp_path: Path, monkeypatch
+) -> None:
+    seen: dict[tuple[int, str], bytes] = {}
+
+    class Untrained:  # the rows are what is checked: nothing needs training
+        def predict_proba(self, images: np.ndarray) -> np.ndarray:
+            return np.full((len(images), 10), 0.1)
+
+    def record(builder, subset, *, directory, **kwargs):
+        seen[(len(subset.y_train), Path(directory).name)] = subset.x_train.tobytes()
+        return Untrained(), [SimpleNamespace(epochs_run=1, seconds=0.0)]
+
+    monkeypatch.setattr(learning_curve_module, "train_members", record)
+    spec = LearningCurveSpec(model="classic", fractions=(0.1, 0.2), repeats=2, subsets=subsets)
+    result = learning_curve(spec, tmp_path / subsets, data=tiny, progress=False, echo=lambda _: None)
+    assert (seen[(36, "repeat_01")] == seen[(36, "repeat_02")]) is shared
+    assert (seen[(72, "repeat_01")] == seen[(72, "repeat_02")]) is shared
+    assert result["config"]["subsets"] == subsets
+    report = (tmp_path / subsets / "learning_curve.md").read_text()
+    assert ("the spread is the initialisation's alone" in report) is shared
+
+
 def test_curve_summary_by_hand() -> None:
     points = [
         {"size": 10, "train_accuracy": 1.0, "test_accuracy": 0.5},
@@ -288,7 +313,7 @@ def test_compare_puts_reference_beside_ours(tiny, tmp_path: Path) -> None:
         "summary": {"train_accuracy": one, "val_accuracy": one, "test_accuracy": one, "roc_auc": auc},
     }
     text = compare_markdown([(Path("results/evaluate-standard/evaluation.json"), result)])
-    assert "| standard | 2 |" in text and "0.965 ± 0.005" in text and "0.9976 ± 0.0007" in text
+    assert "| standard | ÷255 (before 0.2.0) | 2 |" in text and "0.965 ± 0.005" in text and "0.9976 ± 0.0007" in text
     assert "not the reference protocol" not in text
     tuned = _reference_config("optimized") | {"model": {"name": "optimized", "hparams_source": "results/tune/b.json"}}
     assert protocol_differences(tuned) == ["hyperparameters from results/tune/b.json"]
@@ -326,7 +351,7 @@ def test_compare_sets_the_repeats_averaged_beside_the_reference_ensemble() -> No
     text = compare_markdown([(Path("results/evaluate-optimized/evaluation.json"), result)])
     row = next(line for line in text.splitlines() if "models of the repeats averaged" in line)
     assert "0.9861" in row and "0.985 ± 0.001" in row  # the reference's ensemble of 10 optimized
-    assert "| optimized | 2 | 0.975 ± 0.007 | 0.975 ± 0.005 |" in text
+    assert "| optimized | ÷255, no output L2 (before 0.2.0) | 2 | 0.975 ± 0.007 | 0.975 ± 0.005 |" in text
 
 
 def test_large_seeds_train_instead_of_overflowing(tiny, tmp_path: Path) -> None:

@@ -48,8 +48,8 @@ def test_the_strided_reading_differs_only_in_its_pooling_strides(name: str, stri
     keras_reading = get_builder(strided)()
     pools = [layer for layer in keras_reading.layers if type(layer).__name__ == "AveragePooling2D"]
     assert [p.strides for p in pools] == [p.pool_size for p in pools]  # stride = window
-    assert [tuple(text_reading.layers[i].output.shape[1:3]) for i in (1, 3)] == sides[:2]
-    assert [tuple(keras_reading.layers[i].output.shape[1:3]) for i in (1, 3)] == sides[2:]
+    assert [tuple(text_reading.layers[i].output.shape[1:3]) for i in (2, 4)] == sides[:2]
+    assert [tuple(keras_reading.layers[i].output.shape[1:3]) for i in (2, 4)] == sides[2:]
     # The same layers, parameter count and (same seed) initial weights: only the maps' sizes differ.
     assert [type(a) for a in text_reading.layers] == [type(b) for b in keras_reading.layers]
     for mine, theirs in zip(text_reading.get_weights(), keras_reading.get_weights(), strict=True):
@@ -60,10 +60,11 @@ def test_standard_topology_and_optimizer() -> None:
     model = standard_lenet()
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == [
-        "Conv2D", "AveragePooling2D", "Conv2D", "AveragePooling2D", "GlobalAveragePooling2D", "Dense", "Dense", "Dense",
+        "Rescaling", "Conv2D", "AveragePooling2D", "Conv2D", "AveragePooling2D", "GlobalAveragePooling2D", "Dense",
+        "Dense", "Dense",
     ]  # fmt: skip
-    assert model.layers[1].strides == (1, 1) and model.layers[0].padding == "same"
-    assert model.layers[0].activation.__name__ == "tanh"
+    assert model.layers[2].strides == (1, 1) and model.layers[1].padding == "same"
+    assert model.layers[1].activation.__name__ == "tanh"
     assert type(model.optimizer).__name__ == "Adam"
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
     assert type(classic_lenet5().optimizer).__name__ == "SGD"
@@ -105,7 +106,7 @@ def test_deep_lenet5_keeps_lenet5s_receptive_fields_with_3x3_pairs() -> None:
 
 
 def test_classic_pads_to_32() -> None:
-    assert classic_lenet5().layers[0].output.shape[1:3] == (32, 32)
+    assert classic_lenet5().get_layer("pad_to_32").output.shape[1:3] == (32, 32)
 
 
 def test_lenet_builds_any_point_of_the_search_space() -> None:
@@ -174,10 +175,10 @@ def test_mlp_parameter_count_and_dropout() -> None:
     # 784*512+512, 512*256+256, 256*128+128, 128*10+10
     assert mlp().count_params() == 401_920 + 131_328 + 32_896 + 1_290 == 567_434
     kinds = [type(layer).__name__ for layer in get_builder("mlp-dropout")().layers]
-    assert kinds == ["Flatten", "Dense", "Dropout", "Dense", "Dropout", "Dense", "Dropout", "Dense"]
+    assert kinds == ["Rescaling", "Flatten", "Dense", "Dropout", "Dense", "Dropout", "Dense", "Dropout", "Dense"]
     assert get_builder("mlp-dropout")().count_params() == 567_434
-    assert [layer.units for layer in mlp().layers[1:]] == [512, 256, 128, 10]
-    assert mlp().layers[1].activation.__name__ == "relu"
+    assert [layer.units for layer in mlp().layers[2:]] == [512, 256, 128, 10]
+    assert mlp().layers[2].activation.__name__ == "relu"
     assert model_title("mlp") == "fully connected network (MLP)" and model_title("standard") == "standard LeNet"
     with pytest.raises(LenetError, match=r"dropout must be a rate in \[0, 1\)"):
         mlp(dropout=1.5)

@@ -160,6 +160,8 @@ NEEDS = {name: ["--augment"] for name in opt.STRENGTHS} | {"members@explore": ["
 NEEDS |= {f"{name}@robustness": ["--augment", "--no-adversarial-training"] for name in opt.STRENGTHS}
 NEEDS |= {"augment@robustness": ["--no-adversarial-training"], "augment@study": None}
 NEEDS |= {f"{name}@study": None for name in opt.STRENGTHS}
+NEEDS |= {"tensorboard@study": None, "tensorboard@robustness": None}  # their trainings are no run's members
+NEEDS |= {"output_l2": ["--model", "optimized"]}  # the other models have no dense L2 to leave off
 SPECIAL = {"name@study": "dropout", "only@study": "relu", "model": "classic"}
 
 

@@ -247,7 +247,8 @@ def test_ctrl_c_stops_with_one_line_and_the_finished_member_kept(kaggle_dir: Pat
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert err.strip().splitlines() == ["lenet-tf: interrupted; run the same command again to resume"]
-    assert sorted(p.name for p in (out / "members").glob("member_*")) == ["member_01.json", "member_01.keras"]
+    saved = sorted(p.name for p in (out / "members").glob("member_*") if not p.name.endswith("_history.csv"))
+    assert saved == ["member_01.json", "member_01.keras"]  # the second member's history so far stays readable
     assert not list(out.rglob(".*.partial*"))
 
 

@@ -65,7 +65,8 @@ def test_each_row_gives_ours_the_reference_and_the_difference_in_its_sds() -> No
         [(Path("reports/evaluate-standard/evaluation.json"), _evaluation("standard", [0.965, 0.977]))]
     )
     # train 0.967 = the reference's mean; val 0.973 is +1.0 SD of 0.968 ± 0.005; test 0.971, +1.2 SD of 0.965 ± 0.005
-    row = "| standard | 2 | 0.967 ± 0.000 | 0.967 ± 0.007 | +0.0 | 0.973 ± 0.007 | 0.968 ± 0.005 | +1.0 |"
+    row = "| standard | ÷255 (before 0.2.0) | 2 | 0.967 ± 0.000 | 0.967 ± 0.007 | +0.0 | 0.973 ± 0.007 | 0.968 ± 0.005"
+    row += " | +1.0 |"
     assert row + " 0.971 ± 0.008 | 0.965 ± 0.005 | +1.2 |" in text
     assert "| standard | 0 | 0.9996 ± 0.0001 | 0.9997 ± 0.0001 | -1.0 |" in text  # ROC AUC, digit 0
     assert "(our mean − the reference's mean) / the reference's standard deviation" in text
@@ -112,7 +113,7 @@ def test_compare_cli_force(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"lenet-tf: error: {notes} already exists and compare did not write it; pass --force to replace it"]
     assert notes.read_text() == "my notes\n"
-    assert main([*argv, "--force"]) == 0 and "| standard | 2 |" in notes.read_text()
+    assert main([*argv, "--force"]) == 0 and "| standard | ÷255 (before 0.2.0) | 2 |" in notes.read_text()
 
 
 def _curve(train: list[float], test: list[float], std: float, n: int = 5) -> dict:
@@ -176,3 +177,23 @@ def test_compare_reports_curves_and_classic_runs_beside_their_references(tmp_pat
     assert "| 504 | 5 | 0.9900 ± 0.0100 | 0.9500 ± 0.0100 |" in text
     row = "| deployment split 29400/12600, 20 epochs, batch 64, last weights | 2 | 0.9860 ± 0.0014 | ≥ 0.99 | -0.0040 |"
     assert row in text and text.count("deployment split") == 1  # the standard run's metrics.json is no classic row
+
+
+def test_each_row_says_how_its_model_met_the_reference_code() -> None:
+    from lenet_tf.experiments.report import model_reading
+
+    def config(model: dict) -> dict:
+        return {"model": model}
+
+    assert model_reading(config({"name": "standard"})) == "÷255 (before 0.2.0)"
+    assert model_reading(config({"name": "optimized"})) == "÷255, no output L2 (before 0.2.0)"
+    assert model_reading(config({"name": "optimized", "input_scale": "raw", "output_l2": True})) == "raw, output L2"
+    assert model_reading(config({"name": "optimized", "input_scale": "raw", "output_l2": False})) == "raw, no output L2"
+    assert model_reading(config({"name": "optimized-strided", "input_scale": "unit", "output_l2": True})) == (
+        "÷255, output L2"
+    )
+    assert model_reading(config({"name": "standard", "input_scale": "raw", "output_l2": None})) == "raw"
+    payload = _evaluation("optimized", [0.975, 0.981])
+    payload["config"]["model"] |= {"input_scale": "raw", "output_l2": True}
+    text = compare_markdown([(Path("r/evaluation.json"), payload)])
+    assert "| optimized | raw, output L2 | 2 |" in text and "population SDs" in text

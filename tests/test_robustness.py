@@ -29,8 +29,9 @@ B = np.array([0.1, -0.2, 0.05], dtype=np.float32)
 
 
 def _linear_softmax(learning_rate: float = 1.0) -> keras.Model:
-    """softmax(x W + b) on 3 inputs: its input gradient is W (p - onehot(y)), known by hand."""
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, activation="softmax")])
+    """softmax(x W + b) on 3 inputs x = pixels / 255 (scaled inside, as the package's models are):
+    its input gradient is W (p - onehot(y)) / 255, known by hand."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Rescaling(1 / 255), keras.layers.Dense(3, "softmax")])
     model.set_weights([W, B])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="sparse_categorical_crossentropy")
     return model
@@ -48,18 +49,20 @@ def _input_gradient(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def test_fgsm_matches_the_hand_computed_linear_softmax_case() -> None:
     x = np.array([[0.95, 0.5, 0.02], [0.3, 0.7, 0.99], [0.0, 1.0, 0.5]], dtype=np.float32)
+    pixels = x * 255  # what the models take: Kaggle's 0-255
     y = np.array([1, 0, 2])
     gradient = _input_gradient(x, y)
     assert (gradient != 0).all()  # every sign is defined
-    expected = np.clip(x + 0.1 * np.sign(gradient), 0, 1)
+    # ε is a fraction of full ink: 0.1 moves a pixel by 25.5 of 255.
+    expected = np.clip(x + 0.1 * np.sign(gradient), 0, 1) * 255
     model = _linear_softmax()
     # batch_size 2 splits the three rows across batches: the result must not depend on batching
-    np.testing.assert_array_equal(gradient_sign(model, x, y, batch_size=2), np.sign(gradient))
-    np.testing.assert_allclose(fgsm(model, x, y, 0.1, batch_size=2), expected, atol=1e-7)
-    big = fgsm(model, x, y, 0.5)
-    assert big.min() >= 0 and big.max() <= 1  # clipped to the pixel range
-    np.testing.assert_allclose(big, np.clip(x + 0.5 * np.sign(gradient), 0, 1), atol=1e-7)
-    np.testing.assert_array_equal(fgsm(model, x, y, 0.0), x)
+    np.testing.assert_array_equal(gradient_sign(model, pixels, y, batch_size=2), np.sign(gradient))
+    np.testing.assert_allclose(fgsm(model, pixels, y, 0.1, batch_size=2), expected, atol=1e-4)
+    big = fgsm(model, pixels, y, 0.5)
+    assert big.min() >= 0 and big.max() <= 255  # clipped to the pixel range
+    np.testing.assert_allclose(big, np.clip(x + 0.5 * np.sign(gradient), 0, 1) * 255, atol=1e-4)
+    np.testing.assert_array_equal(fgsm(model, pixels, y, 0.0), pixels)
 
 
 def test_adversarial_training_step_is_the_mean_over_clean_and_fgsm_copies() -> None:
@@ -74,7 +77,7 @@ def test_adversarial_training_step_is_the_mean_over_clean_and_fgsm_copies() -> N
 
     inner = _linear_softmax(learning_rate=1.0)
     trainer = AdversarialTrainer(inner, epsilon)
-    trainer.train_on_batch(x, y)
+    trainer.train_on_batch(x * 255, y)
     new_w, new_b = inner.get_weights()  # the wrapped model holds the trained weights
     np.testing.assert_allclose(new_w, expected_w, atol=1e-5)
     np.testing.assert_allclose(new_b, expected_b, atol=1e-5)
@@ -207,9 +210,9 @@ def test_bad_robustness_settings(spec: RobustnessSpec, message: str) -> None:
         spec.validate()
 
 
-def test_fgsm_rejects_unprepared_images() -> None:
-    with pytest.raises(LenetError, match=r"pixels in \[0, 1\]"):
-        fgsm(_linear_softmax(), np.full((1, 3), 255.0), np.array([0]), 0.1)
+def test_fgsm_rejects_images_outside_the_pixel_range() -> None:
+    with pytest.raises(LenetError, match=r"pixels in \[0, 255\]"):
+        fgsm(_linear_softmax(), np.full((1, 3), 256.0), np.array([0]), 0.1)
     with pytest.raises(LenetError, match="2 images but 1 labels"):
         fgsm(_linear_softmax(), np.zeros((2, 3)), np.array([0]), 0.1)
 

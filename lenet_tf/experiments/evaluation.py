@@ -141,7 +141,8 @@ def evaluate(
     started = time.perf_counter()
     job = prepare_job(
         spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
-        max_train=spec.max_train, data=data, source=source, echo=echo,
+        max_train=spec.max_train, data=data, source=source, input_scale=spec.input_scale,
+        output_l2=spec.output_l2, echo=echo,
     )  # fmt: skip
     split = job.split
     echo(f"data: {job.data.source}; split {split.sizes()}")

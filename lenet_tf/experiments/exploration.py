@@ -24,7 +24,7 @@ from sklearn.decomposition import PCA
 from ..data import IMAGE_SIDE, N_CLASSES, DigitData, split_data, stratified_indices
 from ..errors import LenetError
 from ..figures import plot_digit_grid, plot_test_predictions
-from ..plots import _save, plt
+from ..plots import _save, plot_pca_scatter, plt
 from ..rundir import markdown_table, write_json, write_text
 
 FIGURES = ("samples.png", "label_distribution.png", "pixel_intensity.png", "pca_scatter.png", "mean_digits.png")
@@ -144,7 +144,7 @@ def explore(
         _plot_samples(data, rng, samples, out / "samples.png"),
         _plot_label_distribution(counts, shares, split_seed, out / "label_distribution.png"),
         _plot_pixel_intensity(data, stats, out / "pixel_intensity.png"),
-        _plot_pca(coords, pca_labels, explained, len(data.train_labels), out / "pca_scatter.png"),
+        plot_pca_scatter(coords, pca_labels, explained, len(data.train_labels), out / "pca_scatter.png"),
         _plot_mean_digits(data, counts, out / "mean_digits.png"),
     ]
     predictions = None
@@ -235,25 +235,6 @@ def _plot_pixel_intensity(data: DigitData, stats: dict[str, dict[str, Any]], pat
     ink_ax.set_title("Ink per image")
     ink_ax.legend(fontsize=8)
     ink_ax.grid(True, alpha=0.3)
-    return _save(fig, path)
-
-
-def _plot_pca(coords: np.ndarray, labels: np.ndarray, explained: list[float], total: int, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 6.5))
-    colors = plt.get_cmap("tab10")
-    for digit in range(N_CLASSES):
-        mine = labels == digit
-        ax.scatter(coords[mine, 0], coords[mine, 1], s=4, alpha=0.5, color=colors(digit), label=str(digit))
-        if mine.any():  # the digit at its class centre makes the clusters readable without the legend
-            centre = coords[mine].mean(axis=0)
-            ax.text(*centre, str(digit), fontsize=14, weight="bold", ha="center", va="center", color=colors(digit),
-                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})  # fmt: skip
-    ax.set_xlabel(f"principal component 1 ({100 * explained[0]:.1f} % of variance)")
-    ax.set_ylabel(f"principal component 2 ({100 * explained[1]:.1f} % of variance)")
-    subset = f" (stratified subsample of {total:,})" if len(labels) < total else ""
-    ax.set_title(f"PCA of {len(labels):,} training digits{subset}, coloured by label")
-    ax.legend(title="digit", markerscale=4, fontsize=8, loc="best")
-    ax.grid(True, alpha=0.3)
     return _save(fig, path)
 
 

@@ -25,7 +25,7 @@ from ..models import model_title
 from ..pipeline import prepare_job
 from ..plots import plot_learning_curve
 from ..rundir import environment, markdown_table, write_json, write_text
-from ..seeds import point_seed
+from ..seeds import point_seed, subset_seed
 from ..stats import pm, summarize
 from ..training import accuracy
 from .runner import Experiment, ExperimentResult, Item, Progress, Records, run_experiment
@@ -63,12 +63,14 @@ def learning_curve(
     started = time.perf_counter()
     job = prepare_job(
         spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
-        max_train=spec.max_train, data=data, source=source, echo=echo,
+        max_train=spec.max_train, data=data, source=source, input_scale=spec.input_scale,
+        output_l2=spec.output_l2, echo=echo,
     )  # fmt: skip
     split = job.split
     sizes = _training_sizes(spec.fractions, len(split.y_train))
     echo(f"data: {job.data.source}; training sizes {sizes} of {len(split.y_train)}, {spec.repeats} repeats each")
-    config = job.config(kind="learning_curve", members=spec.members, seed=spec.seed, train=spec.train.to_dict())
+    config = job.config(kind="learning_curve", members=spec.members, seed=spec.seed, subsets=spec.subsets,
+                        train=spec.train.to_dict())  # fmt: skip
     title = model_title(job.model_info["name"]) + (f", ensemble of {spec.members}" if spec.members > 1 else "")
     # Repeat-major: an interrupted run already holds whole curves (every size, fewer repeats), and
     # each point's seed depends only on (repeat, size), so the order changes no result.
@@ -110,7 +112,8 @@ def _train_point(
 ) -> dict[str, Any]:
     """Train the point (size, repeat) on its stratified subset and measure it."""
     seed = point_seed(spec.seed, repeat, size)
-    subset = training_subset(split, size, seed=seed)
+    shared = spec.subsets == "one"  # the reference's way: one subset per size, only the initialisation varies
+    subset = training_subset(split, size, seed=subset_seed(spec.seed, size) if shared else seed)
     ensemble, results = train_members(
         builder, subset, members=spec.members, directory=directory, seed=seed, config=spec.train, progress=False
     )
@@ -174,9 +177,20 @@ def learning_curve_markdown(result: dict[str, Any]) -> str:
         + unfinished
         + "Train accuracy: the trained model (the averaged members, for an ensemble) on its own training"
         " subset, in inference mode; test accuracy: on the held-out test part of the evaluation split.\n\n"
+        + _subsets_text(result["config"])
     )
     table = markdown_table(["training images", "train accuracy", "test accuracy"], rows)
     return header + table + curve_cost_markdown(result.get("points", []))
+
+
+def _subsets_text(config: dict[str, Any]) -> str:
+    """Which variation the spread of each size measures (recorded since lenet_tf 0.2.0)."""
+    subsets = config.get("subsets", "per-repeat")
+    if subsets == "one":
+        return ("Training subsets: one per size, drawn once and shared by every repeat (the reference's way):"
+                " the spread is the initialisation's alone.\n\n")  # fmt: skip
+    return ("Training subsets: each repeat draws its own subset of each size: the spread holds the data's"
+            " variation and the initialisation's (the reference draws one subset per size: `--subsets one`).\n\n")
 
 
 def curve_cost_markdown(points: Sequence[dict[str, Any]]) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import LenetError
-from ..options import complete_train_record
+from ..options import OUTPUT_L2_MODELS, complete_train_record
 from ..rundir import markdown_table, read_json, write_text
 from ..stats import auc_digits, pm, pm_at, summarize
 from ..training import TrainConfig
@@ -53,7 +53,7 @@ CLASSIC_REFERENCE = 0.99
 # Training fields that set the pace, not the arithmetic: several batches per compiled call run the
 # same updates on the same batches in the same order, equal within float rounding (test_flagship
 # checks two epochs' losses agree to a relative 1e-4); callbacks still act once per epoch.
-PACE_ONLY_FIELDS = ("steps_per_execution",)
+PACE_ONLY_FIELDS = ("steps_per_execution", "tensorboard")  # logging changes no update either
 
 
 def protocol_differences(config: dict[str, Any]) -> list[str]:
@@ -73,6 +73,19 @@ def protocol_differences(config: dict[str, Any]) -> list[str]:
     if model.get("name") == "optimized" and model.get("hparams_source") != "preset":
         differences.append(f"hyperparameters from {model.get('hparams_source')}")
     return differences
+
+
+def model_reading(config: dict[str, Any]) -> str:
+    """How a run's model met the reference's code, which feeds raw 0–255 pixels and puts the dense
+    L2 on the output layer too: ``raw, output L2``. Runs recorded before lenet_tf 0.2.0 (no
+    ``input_scale``) divided by 255 and, for the optimized LeNets, left the output layer without L2."""
+    model = config.get("model") or {}
+    before = "input_scale" not in model
+    scale = "÷255" if before or model["input_scale"] == "unit" else "raw"
+    if model.get("name") not in OUTPUT_L2_MODELS:
+        return scale + (" (before 0.2.0)" if before else "")
+    l2 = "output L2" if model.get("output_l2") else "no output L2"
+    return f"{scale}, {l2}" + (" (before 0.2.0)" if before else "")
 
 
 def find_evaluations(results: str | Path, name: str = "evaluation.json") -> list[Path]:
@@ -118,14 +131,16 @@ def _accuracy_row(label: str, path: Path, result: dict[str, Any], ref: dict[str,
     for s in ("train", "val", "test"):
         reference = ref[s] if ref else None
         row += [pm(ours[s], 3), _reference_text(reference), sd_difference(ours[s]["mean"], reference)]
-    return [*row, f"`{path.parent}`"]
+    return [*row[:1], model_reading(result["config"]), *row[1:], f"`{path.parent}`"]
 
 
-def _averaged_row(model: str, path: Path, averaged: dict[str, Any], ens_ref: dict[str, Any] | None) -> list[Any]:
+def _averaged_row(
+    model: str, config: dict[str, Any], path: Path, averaged: dict[str, Any], ens_ref: dict[str, Any] | None
+) -> list[Any]:
     """The repeats' models averaged as one ensemble, beside the reference's ensemble of as many."""
     reference = ens_ref["test"] if ens_ref else None
     return [
-        f"{model}: the {averaged['models']} models of the repeats averaged", "1 (no spread)",
+        f"{model}: the {averaged['models']} models of the repeats averaged", model_reading(config), "1 (no spread)",
         "—", "—", "—", "—", "—", "—", f"{averaged['test_accuracy']:.4f}", _reference_text(reference),
         sd_difference(averaged["test_accuracy"], reference), f"`{path.parent}`",
     ]  # fmt: skip
@@ -169,14 +184,17 @@ def compare_markdown(
         averaged = result.get("repeats_averaged")
         if averaged:
             ens_ref = None if differences or members != 1 else REFERENCE.get((reference_model, averaged["models"]))
-            rows.append(_averaged_row(model, path, averaged, ens_ref))
+            rows.append(_averaged_row(model, config, path, averaged, ens_ref))
         auc_rows += _auc_rows(label, result["summary"]["roc_auc"], ref, auc_digits(members))
-    headers = ["model", "repeats"]
+    headers = ["model", "input, output layer", "repeats"]
     headers += [f"{s} ({who})" for s in ("train", "val", "test") for who in ("ours", "ref", "Δ ref SD")]
     evaluated = (
         "## Repeated evaluations\n\nAccuracy, mean ± std over repeated trainings (reference: 10 repeats,"
         " 25,200 / 8,400 / 8,400 split). Δ ref SD: (our mean − the reference's mean) / the reference's standard"
-        " deviation.\n\n"
+        " deviation. Our SDs are sample SDs (ddof 1); the reference's are population SDs (`np.std`, ddof 0),"
+        " √(9/10) ≈ 0.95 of a sample SD at 10 repeats. Input, output layer: how the model met the reference's"
+        " code, which feeds raw 0–255 pixels and puts the dense L2 on the output layer too (`raw, output L2`);"
+        " runs recorded before lenet_tf 0.2.0 divided by 255 and left the output layer without L2.\n\n"
         + markdown_table([*headers, "run"], rows)
         + "".join(f"\n[{i + 1}] {note}\n" for i, note in enumerate(notes))
         + "\n## Per-class ROC AUC (one vs rest, held-out test)\n\n"

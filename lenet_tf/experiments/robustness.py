@@ -1,7 +1,8 @@
 """Adversarial robustness: the fast gradient sign method (FGSM) and adversarial training.
 
 FGSM (Goodfellow et al. 2015) moves every pixel by ε in the direction that increases the model's
-loss: ``x' = clip(x + ε·sign(∇x L(f(x), y)), 0, 1)``. :func:`robustness` trains a model R times
+loss: ``x' = clip(x + ε·255·sign(∇x L(f(x), y)), 0, 255)`` on Kaggle's 0–255 pixels, so ε is a
+fraction of full ink whatever scale the model applies inside itself. :func:`robustness` trains a model R times
 on the evaluation split (60/20/20) normally and R times with adversarial training (every batch
 is doubled with FGSM copies of itself, so the loss is ½ clean + ½ adversarial), or loads a
 finished run (``run``), and measures test accuracy under FGSM for each ε. Models train with the
@@ -24,6 +25,7 @@ Attacks of new ε values on a finished run are computed from the saved models; n
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -37,11 +39,11 @@ import numpy as np
 import tensorflow as tf
 
 from .. import options
-from ..data import DigitData, Split, prepare
+from ..data import PIXEL_MAX, DigitData, Split, prepare
 from ..ensemble import MEMBERS_DIR, Ensemble
 from ..errors import LenetError
 from ..figures import plot_digit_grid
-from ..models import INPUT_SHAPE, LeNetHParams, get_builder, lenet, model_title
+from ..models import INPUT_SHAPE, LeNetHParams, get_builder, lenet, load_saved_model, model_title
 from ..pipeline import prepare_job
 from ..plots import plot_accuracy_vs_epsilon
 from ..rundir import (
@@ -72,8 +74,8 @@ def _check_inputs(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     labels = np.asarray(labels)
     if len(images) != len(labels):
         raise LenetError(f"FGSM: {len(images)} images but {len(labels)} labels")
-    if images.size and (images.min() < 0 or images.max() > 1):
-        raise LenetError("FGSM: expected prepared images with pixels in [0, 1] (see lenet_tf.data.prepare)")
+    if images.size and (images.min() < 0 or images.max() > PIXEL_MAX):
+        raise LenetError(f"FGSM: expected prepared images with pixels in [0, {PIXEL_MAX}] (see lenet_tf.data.prepare)")
     return images, labels
 
 
@@ -102,7 +104,7 @@ def gradient_sign(
 ) -> np.ndarray:
     """sign(∇x loss) of every image (float32 in {-1, 0, 1}, the images' shape), batch by batch.
 
-    ``images`` are the model's inputs (float32 in [0, 1], e.g. from :func:`lenet_tf.data.prepare`).
+    ``images`` are the model's inputs (float32 pixels 0–255, e.g. from :func:`lenet_tf.data.prepare`).
     """
     images, labels = _check_inputs(images, labels)
     signs = np.empty_like(images)
@@ -114,15 +116,16 @@ def gradient_sign(
 
 
 def perturb(images: np.ndarray, signs: np.ndarray, epsilon: float) -> np.ndarray:
-    """``clip(images + ε·signs, 0, 1)`` as float32."""
+    """``clip(images + ε·255·signs, 0, 255)`` as float32: ε is a fraction of full ink."""
     epsilon = check_epsilon(epsilon)
-    return np.clip(np.asarray(images, dtype=np.float32) + np.float32(epsilon) * signs, 0.0, 1.0).astype(np.float32)
+    step = np.float32(epsilon * PIXEL_MAX) * signs
+    return np.clip(np.asarray(images, dtype=np.float32) + step, 0.0, PIXEL_MAX).astype(np.float32)
 
 
 def fgsm(
     model: keras.Model, images: np.ndarray, labels: np.ndarray, epsilon: float, *, batch_size: int = ATTACK_BATCH
 ) -> np.ndarray:
-    """FGSM adversarial examples ``clip(x + ε·sign(∇x loss), 0, 1)`` of float images in [0, 1]."""
+    """FGSM adversarial examples ``clip(x + ε·255·sign(∇x loss), 0, 255)`` of 0–255 float images."""
     epsilon = check_epsilon(epsilon)
     return perturb(images, gradient_sign(model, images, labels, batch_size=batch_size), epsilon)
 
@@ -164,7 +167,7 @@ class AdversarialTrainer(keras.Model):
     def train_step(self, data: Any) -> dict[str, Any]:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         signs = _loss_gradient_sign(self.inner, x, y)
-        x_adv = tf.stop_gradient(tf.clip_by_value(x + self.epsilon * signs, 0.0, 1.0))
+        x_adv = tf.stop_gradient(tf.clip_by_value(x + self.epsilon * PIXEL_MAX * signs, 0.0, float(PIXEL_MAX)))
         # Keras' own step on the doubled batch: loss, regularisation, metrics and optimizer as usual.
         return super().train_step((tf.concat([x, x_adv], axis=0), tf.concat([y, y], axis=0)))
 
@@ -221,11 +224,16 @@ def run_config(run: str | Path) -> dict[str, Any]:
 
 
 def _run_builder(model_info: dict[str, Any]) -> Callable[[], keras.Model]:
-    """The builder of a run's model, from its recorded name and hyperparameters."""
+    """The builder of a run's model, from its recorded name, hyperparameters, input scale and output L2."""
+    if "input_scale" not in model_info:
+        raise LenetError(f"the run's model ({model_info.get('name')}) was recorded by a lenet_tf before the input "
+                         "scale was a choice (0.2.0); retrain it with this version")  # fmt: skip
+    options = {"input_scale": model_info["input_scale"]}
+    if model_info.get("output_l2") is not None:
+        options["output_l2"] = model_info["output_l2"]
     if model_info.get("hparams"):
-        hparams = LeNetHParams.from_dict(model_info["hparams"])
-        return lambda: lenet(hparams)
-    return get_builder(model_info["name"])
+        return functools.partial(lenet, LeNetHParams.from_dict(model_info["hparams"]), **options)
+    return functools.partial(get_builder(model_info["name"]), **options)
 
 
 # ----------------------------------------------------------------------------- the study
@@ -452,11 +460,7 @@ def _variant_label(variant: str, train_epsilon: float, run: str | None) -> str:
 def _load_item_model(directory: Path, load_model: Callable[[], keras.Model] | None) -> keras.Model:
     if load_model is not None:
         return load_model()
-    path = directory / "model.keras"
-    try:
-        return keras.models.load_model(path)
-    except Exception as exc:  # keras raises several types for a damaged file
-        raise LenetError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
+    return load_saved_model(directory / "model.keras")
 
 
 def _attack_item(
@@ -531,7 +535,7 @@ def plot_adversarial_examples(
         adversarial = perturb(images, signs, epsilon)
         predicted = np.argmax(model.predict(adversarial, verbose=0), axis=1)
         for i in range(len(images)):
-            shown.append(np.rint(adversarial[i, ..., 0] * 255).astype(np.uint8))
+            shown.append(np.rint(adversarial[i, ..., 0]).astype(np.uint8))
             captions.append(f"ε={epsilon:g} y={labels[i]}\n{clean[i]}→{predicted[i]}")
             colors.append("red" if predicted[i] != clean[i] else "black")
     return plot_digit_grid(np.stack(shown), captions, path, title=title, columns=len(images), caption_colors=colors)

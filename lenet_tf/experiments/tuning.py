@@ -419,6 +419,9 @@ def _search_inputs(spec: TuneSpec, data: DigitData | None, source: str | Path | 
         "tuner": spec.tuner,
         "objective": f"{OBJECTIVE} (max)",
         "search_space": models.SEARCH_SPACE,
+        # The reference's search saw raw 0-255 pixels, its output layer carrying the dense L2: so does
+        # this one (models.lenet's defaults), so its L2 strengths and rate mean what the reference's mean.
+        "model": {"input_scale": models.REFERENCE_SCALE, "output_l2": True},
         "train": spec.train_config().to_dict(),
         "hyperband_factor": HYPERBAND_FACTOR if spec.tuner == "hyperband" else None,
         "seed": spec.seed,
