@@ -249,6 +249,18 @@ def _data(args: argparse.Namespace, *, tensorflow: bool = True) -> Any:
     return data
 
 
+def _out(args: argparse.Namespace, default: str | None = None, *, files: Sequence[str | Path] = ()) -> str:
+    """``--out`` (else ``default``), checked with the output ``files`` before any data is read: a path
+    that cannot be written is named at once, not after the training."""
+    from .rundir import check_output
+
+    out = args.out or default
+    check_output(out, directory=True)
+    for path in files:
+        check_output(path)
+    return out
+
+
 def _common(args: argparse.Namespace) -> dict[str, Any]:
     return {"force": args.force, "progress": not args.no_progress}
 
@@ -263,6 +275,9 @@ def _models(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
+    from .rundir import check_output
+
+    check_output(args.output)  # before TensorFlow starts or any evaluation is read
     quiet_tensorflow_import()
     from .experiments.report import compare
 
@@ -272,39 +287,41 @@ def _compare(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     model, members = _model_and_members(args)
     kwargs = _spec_kwargs(opt.JobOptions, args, model=model, members=members)
+    out = args.out or ("results/ensemble" if args.command == "ensemble" else f"results/{model}")
+    _out(args, out, files=[args.submission or Path(out) / "submission.csv"])
     data = _data(args)
     from .pipeline import JobSpec, run_training
 
-    default_out = "results/ensemble" if args.command == "ensemble" else f"results/{model}"
     spec = JobSpec(**kwargs)
-    run_training(spec, args.out or default_out, submission=args.submission, data=data, **_common(args))
+    run_training(spec, out, submission=args.submission, data=data, **_common(args))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     model, members = _model_and_members(args)
     kwargs = _spec_kwargs(opt.EvaluationOptions, args, model=model, members=members)
+    out = _out(args, f"results/evaluate-{args.model}")
     data = _data(args)
     from .experiments.evaluation import EvaluationSpec, evaluate
 
-    evaluate(EvaluationSpec(**kwargs), args.out or f"results/evaluate-{args.model}", data=data, **_common(args))
+    evaluate(EvaluationSpec(**kwargs), out, data=data, **_common(args))
 
 
 def _learning_curve(args: argparse.Namespace) -> None:
     model, members = _model_and_members(args)
     kwargs = _spec_kwargs(opt.LearningCurveOptions, args, model=model, members=members)
+    out = _out(args, f"results/learning-curve-{args.model}")
     data = _data(args)
     from .experiments.learning_curve import LearningCurveSpec, learning_curve
 
-    out = args.out or f"results/learning-curve-{args.model}"
     learning_curve(LearningCurveSpec(**kwargs), out, data=data, **_common(args))
 
 
 def _robustness(args: argparse.Namespace) -> None:
     kwargs = _spec_kwargs(opt.RobustnessOptions, args)
+    out = _out(args, f"results/robustness-{args.model or _run_name(args.run)}")
     data = _data(args)
     from .experiments.robustness import RobustnessSpec, robustness
 
-    out = args.out or f"results/robustness-{args.model or _run_name(args.run)}"
     robustness(RobustnessSpec(**kwargs), out, data=data, **_common(args))
 
 
@@ -315,12 +332,16 @@ def _study(args: argparse.Namespace) -> None:
     from .experiments.studies import StudySpec, study, study_configurations
 
     configurations = tuple(study_configurations(args.name, only))
+    out = _out(args, f"results/study-{args.name}")
     data = _data(args)
     spec = StudySpec(configurations=configurations, **kwargs)
-    study(spec, args.out or f"results/study-{args.name}", data=data, **_common(args))
+    study(spec, out, data=data, **_common(args))
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from .rundir import check_output
+
+    check_output(args.output)  # before the test images are read
     data = _data(args)
     from .pipeline import predict_run
 
@@ -329,6 +350,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 def _explore(args: argparse.Namespace) -> None:
     _spec_kwargs(opt.ExploreOptions, args)
+    _out(args)
     data = _data(args, tensorflow=args.model_run is not None)  # the figures alone need no TensorFlow
     from .experiments.exploration import explore
 
@@ -337,6 +359,7 @@ def _explore(args: argparse.Namespace) -> None:
 
 def _baselines(args: argparse.Namespace) -> None:
     kwargs = _spec_kwargs(opt.BaselineOptions, args)
+    _out(args)
     data = _data(args)
     from .experiments.baselines import BaselineSpec, baselines
 
@@ -346,6 +369,7 @@ def _baselines(args: argparse.Namespace) -> None:
 def _tune(args: argparse.Namespace) -> None:
     env = _distributed_env(args)
     kwargs = _spec_kwargs(opt.TuneOptions, args)
+    _out(args)
     data = _data(args)
     with _environment(env):  # before keras-tuner's import: it reads them
         from .experiments.tuning import TuneSpec, tune
@@ -463,6 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lenet-tf``; returns the exit status."""
     # TensorFlow's C++ start-up chatter hides the package's own messages.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures are files: no window, any machine
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen in logs
     args = parse_args(argv)  # no TensorFlow yet: --help and option errors answer at once

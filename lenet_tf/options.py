@@ -325,6 +325,7 @@ INPUT_PIPELINES = ("numpy", "tfdata")
 PROTOCOLS = ("deployment", "evaluation", "holdout")  # data.PROTOCOLS (a test keeps them equal)
 STUDY_NAMES = ("activation", "initialization", "optimizer", "dropout", "batch_size")  # studies.STUDIES
 TUNERS = ("bayesian", "hyperband", "random")
+HOLDOUT_LEDGER = "results/holdout_ledger.json"  # holdout.DEFAULT_LEDGER (a test keeps them equal)
 # How a model scales Kaggle's 0–255 pixels (models.SCALE_FACTORS): ÷ 255, or as they are.
 INPUT_SCALES = ("unit", "raw")
 # Augmentation strengths: shifts up to 10 % of the side (±2.8 px), rotations up to ±0.04 turn
@@ -493,7 +494,11 @@ class ModelOptions:
 class JobOptions(SeedOptions, ModelOptions):
     """``train`` and ``ensemble``: what to train and how to predict."""
 
-    RULES: ClassVar[tuple[Rule, ...]] = (*FIT_RULES, *MODEL_RULES)
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        *FIT_RULES, *MODEL_RULES,
+        Rule(lambda v: v["holdout_ledger"] != HOLDOUT_LEDGER and v["protocol"] != "holdout",
+             "{holdout_ledger} applies with the holdout split only (--split holdout)"),
+    )  # fmt: skip
     model: str = override(ModelOptions, "model", "optimized")
     protocol: str = option("deployment", kind="str", choices=PROTOCOLS, flag="split",
                            help="deployment: 70/30 train/val; evaluation: 60/20/20 train/val/test; holdout: "
@@ -502,6 +507,9 @@ class JobOptions(SeedOptions, ModelOptions):
     refit: bool = option(False, kind="bool", help="after training, retrain every member on train + validation "
                          "images for its best epoch count; the retrained members write the submission")  # fmt: skip
     tta: int = _int(0, "test-time augmentation: average over N augmented copies of each image too", low=0)
+    holdout_ledger: str = option(HOLDOUT_LEDGER, kind="str", help="with --split holdout: the record of which "
+                                 "recipes scored which held-out digits; a hold-out already scored for another "
+                                 "recipe is reported as spent")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ from . import options
 from .data import DigitData, Split, TestData, load_data, load_test_data, split_data, subsample
 from .ensemble import MEMBERS_DIR, REFIT_DIR, Ensemble, member_paths, refit_members, train_members
 from .errors import LenetError
+from .holdout import holdout_key, recipe_key, record_scoring, spent_text
 from .models import model_title, resolve_model
 from .plots import plot_convergence
-from .rundir import environment, markdown_table, open_run, read_json, write_json, write_text
+from .rundir import check_output, environment, markdown_table, open_run, read_json, write_json, write_text
 from .stats import binomial_ci
 from .submission import refuse_inputs, write_submission
 from .training import FitResult, accuracy
@@ -127,6 +128,7 @@ def load_and_split(
     """Load the data (or take ``data``), subsample it to ``max_train`` rows, and split it by ``protocol``."""
     if data is None:
         data = load_data(source)
+    _require_classes(data)  # every training command splits here: refused before any model trains
     if max_train:
         data = subsample(data, max_train, seed=split_seed)
     if data.source.startswith("embedded"):
@@ -135,6 +137,18 @@ def load_and_split(
             " stand in for the competition test set. Pass --data (or DATA=) digit-recognizer.zip for the real job."
         )
     return data, split_data(data, protocol, seed=split_seed)
+
+
+def _require_classes(data: DigitData) -> None:
+    """Refuse labeled rows of fewer than 2 digit classes: a model trained on one digit predicts it for
+    every image, and its accuracy (1.0000) would be printed as a result while measuring nothing."""
+    present = np.unique(data.train_labels)
+    if len(present) < 2:
+        which = f" (digit {present[0]} only)" if len(present) else "es"
+        raise LenetError(
+            f"{data.source}: its {len(data.train_labels):,} labeled rows hold {len(present)} digit class{which};"
+            " training needs at least 2"
+        )
 
 
 @contextmanager
@@ -165,6 +179,8 @@ def run_training(
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     path = _submission_path(out, submission)
+    check_output(out, directory=True)  # before the data is read: a bad path is not found after training
+    check_output(path)
     job, config, resumed = _open_job(spec, out, data=data, source=source, submission=path, force=force, echo=echo)
     seconds["load_and_split"] = job.data.load_seconds + time.perf_counter() - started
     with _timed(seconds, "train"):
@@ -177,6 +193,8 @@ def run_training(
             result.refit_ensemble, result.refit_members = _refit_stage(spec, job, results, out, progress, echo)
         with _timed(seconds, "predict"):
             metrics.update(_evaluate_refit(result.refit_ensemble, job, tta=spec.tta))
+    if spec.protocol == "holdout" and job.split.test_rows is not None:
+        metrics["holdout"] = _record_holdout(spec, job, config, out, echo)
     with _timed(seconds, "predict"):
         result.submission = _submit(result.predictor, job.data, spec.tta, out, path, force=force, echo=echo)
     seconds["total"] = job.data.load_seconds + time.perf_counter() - started
@@ -320,6 +338,17 @@ def _evaluate(
     return figures
 
 
+def _record_holdout(
+    spec: JobSpec, job: JobInputs, config: dict[str, Any], out: Path, echo: Callable[[str], None]
+) -> dict[str, Any]:
+    """Record in the ledger that this recipe scored the held-out digits; say if others did before."""
+    key = holdout_key(job.data.fingerprint(), job.split.seed, job.split.test_rows)
+    before = record_scoring(spec.holdout_ledger, key, recipe_key(config), out)
+    if before:
+        echo(f"note: this hold-out was scored before for {len(before)} other recipe(s): the figure is not untouched")
+    return {"key": key, "ledger": spec.holdout_ledger, "scored_before": before}
+
+
 def _add_test_interval(figures: dict[str, Any], split: Split) -> None:
     """The held-out part's one figure gets its exact 95 % interval (``test_accuracy_ci95``)."""
     if "test_accuracy" in figures and split.y_test is not None:
@@ -458,6 +487,8 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
             f" binomial over its {metrics['config']['split_sizes']['test']:,} digits, which no choice of this run saw:"
             f" choose recipes on validation, not on these; their rows are in {HELDOUT_ROWS}).\n"
         )
+    if "holdout" in metrics:
+        text.append("\n" + spent_text(metrics["holdout"]["scored_before"], metrics["holdout"]["ledger"]) + "\n")
     if metrics.get("tta"):
         without = metrics.get("without_tta", {})
         plain = [f"{name.replace('_accuracy', '')} {value:.4f}" for name, value in without.items() if name in
@@ -551,6 +582,7 @@ def predict_run(
     file or ``source``'s, read without their training rows) and write a submission. Every member
     the run records must be there, and ``output`` must be none of the files read."""
     paths = member_paths(run, limit=members)  # a missing member is named before any data is read
+    check_output(output)  # and so is an output that cannot be written
     if data is None:
         data = load_test_data(source, test=test)
     elif isinstance(data, DigitData):

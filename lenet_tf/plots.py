@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+# No backend is chosen here: a notebook keeps its own (the figures are written to files and closed,
+# so nothing pops up), the command line picks Agg (cli.main), and matplotlib falls back to Agg
+# by itself on a machine without a display.
+import matplotlib.pyplot as plt
 import numpy as np
-
-matplotlib.use("Agg")  # files only: works on headless machines and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.colors import LogNorm
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from .rundir import atomic_write  # noqa: E402

@@ -49,11 +49,18 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results should be readable like any file
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)  # no half-written file is left behind, whatever stopped the write
+        if isinstance(exc, OSError):  # a full disk or a size limit: the writer's error names no file
+            raise LenetError(f"{path}: cannot write ({_reason(exc)})") from exc
         raise
     record_written(path)
     return path
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError's one-line reason ("File too large"), without the path its message may repeat."""
+    return exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _umask() -> int:
@@ -89,11 +96,37 @@ def read_json(path: str | Path) -> Any:
         raise LenetError(f"{path}: no such file") from exc
     except json.JSONDecodeError as exc:
         raise LenetError(f"{path}: line {exc.lineno}: malformed JSON ({exc.msg})") from exc
+    except UnicodeDecodeError as exc:
+        raise LenetError(f"{path}: byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not UTF-8 text") from exc
+    except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits, nesting too deep
+        raise LenetError(f"{path}: unreadable JSON ({str(exc).splitlines()[0][:80]})") from exc
+    except OSError as exc:  # a directory, no permission
+        raise LenetError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
 def save_model(model: Any, path: str | Path) -> Path:
     """Save a Keras model in the native ``.keras`` format, atomically."""
     return atomic_write(Path(path), lambda tmp: model.save(tmp))
+
+
+def check_output(path: str | Path, *, directory: bool = False) -> Path:
+    """Refuse an output ``path`` (a ``directory`` to create or reuse, else a file) that cannot be
+    written, in one line naming it: called before any data is read or model trained, so that a bad
+    path is not found after hours of training. Creates nothing."""
+    path = Path(path)
+    if directory and (path.exists() or path.is_symlink()) and not path.is_dir():
+        raise LenetError(f"{path}: exists and is not a directory")
+    if not directory and path.is_dir():
+        raise LenetError(f"{path}: is a directory; name a file to write")
+    # The deepest part of the path that exists decides: a file there cannot hold the rest, and the
+    # rest is created inside it. (os.access: root may write anywhere but on a read-only mount.)
+    start = path if directory else path.parent
+    existing = next((p for p in (start, *start.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise LenetError(f"{path}: cannot write there ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LenetError(f"{path}: cannot write there ({existing} is not writable)")
+    return path
 
 
 def environment() -> dict[str, Any]:
@@ -251,8 +284,11 @@ def record_written(path: str | Path) -> None:
         if listing.is_file():
             name = path.relative_to(parent).parts[0]
             if name not in listing.read_text(encoding="utf-8").split("\n"):
-                with listing.open("a", encoding="utf-8") as handle:
-                    handle.write(name + "\n")
+                try:
+                    with listing.open("a", encoding="utf-8") as handle:
+                        handle.write(name + "\n")
+                except OSError as exc:  # a full disk fails here too: name the list, not just the reason
+                    raise LenetError(f"{listing}: cannot write ({_reason(exc)})") from exc
             return
 
 

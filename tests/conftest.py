@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")  # the figures are files; the tests never need a window
 
 from lenet_tf.data import DigitData, load_embedded_sample  # noqa: E402
 

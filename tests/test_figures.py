@@ -606,3 +606,15 @@ def test_convergence_titles_name_the_run(rendered, tmp_path: Path) -> None:
     assert titles[0] != titles[1]
     for run, text in zip(("flagship-holdout", "flagship-deployment"), titles, strict=True):
         assert text.startswith(f"{run}: {title}") and ") (" not in text and "3 members overlaid" in text
+
+
+def test_importing_the_plots_leaves_the_users_backend_alone() -> None:
+    # Issue 29: `import lenet_tf.plots` switched every session to Agg, so a notebook's plt.show() went blank.
+    import os
+    import subprocess
+    import sys
+
+    code = "import matplotlib; import lenet_tf.plots; print(matplotlib.get_backend())"
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "svg", done.stderr[-500:]

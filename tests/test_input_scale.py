@@ -144,3 +144,9 @@ def test_the_recipe_of_the_flagship_keeps_unit_and_the_reference_raw(tiny, tmp_p
                     "--no-refit", "--data", str(tmp_path / "d.zip"), "--out", str(out), "--no-progress")  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         assert json.loads((out / "config.json").read_text())["model"]["input_scale"] == scale
+
+
+def test_the_ledger_default_has_one_home() -> None:
+    from lenet_tf.holdout import DEFAULT_LEDGER
+
+    assert str(DEFAULT_LEDGER) == options.HOLDOUT_LEDGER

@@ -161,7 +161,8 @@ NEEDS |= {f"{name}@robustness": ["--augment", "--no-adversarial-training"] for n
 NEEDS |= {"augment@robustness": ["--no-adversarial-training"], "augment@study": None}
 NEEDS |= {f"{name}@study": None for name in opt.STRENGTHS}
 NEEDS |= {"tensorboard@study": None, "tensorboard@robustness": None}  # their trainings are no run's members
-NEEDS |= {"output_l2": ["--model", "optimized"]}  # the other models have no dense L2 to leave off
+# The other models have no dense L2 to leave off; the ledger records hold-outs only.
+NEEDS |= {"output_l2": ["--model", "optimized"], "holdout_ledger": ["--split", "holdout"]}
 SPECIAL = {"name@study": "dropout", "only@study": "relu", "model": "classic"}
 
 

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from lenet_tf.cli import main
@@ -197,3 +201,41 @@ def test_each_row_says_how_its_model_met_the_reference_code() -> None:
     payload["config"]["model"] |= {"input_scale": "raw", "output_l2": True}
     text = compare_markdown([(Path("r/evaluation.json"), payload)])
     assert "| optimized | raw, output L2 | 2 |" in text and "population SDs" in text
+
+
+def _damaged(value, draw):
+    """``value`` with one entry somewhere inside replaced by a drawn value."""
+    if isinstance(value, dict) and value:
+        key = draw(st.sampled_from(sorted(value)))
+        if draw(st.booleans()):
+            return {**value, key: draw(_JUNK)}
+        return {**value, key: _damaged(value[key], draw)}
+    if isinstance(value, list) and value:
+        index = draw(st.integers(0, len(value) - 1))
+        copy = list(value)
+        copy[index] = draw(_JUNK) if draw(st.booleans()) else _damaged(value[index], draw)
+        return copy
+    return draw(_JUNK)
+
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=3),
+                  st.just([]), st.just({}))  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_evaluation_gives_a_report_or_one_line(data, tmp_path: Path) -> None:
+    """Issue 28: every JSON compare reads back: any damage gives a report or one LenetError naming the
+    file, never a traceback, never an accuracy outside [0, 1] beside the reference."""
+    results = Path(tempfile.mkdtemp(dir=tmp_path))  # one fresh folder per example (the fixture is shared)
+    (results / "evaluate-optimized").mkdir()
+    payload = _damaged(_evaluation("optimized", [0.975, 0.981], averaged=0.985), data.draw)
+    path = results / "evaluate-optimized" / "evaluation.json"
+    path.write_text(json.dumps(payload))
+    try:
+        text = compare(results, results / "report.md").read_text()
+    except LenetError as exc:
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        return
+    for share in re.findall(r"\| (-?\d+\.\d{3,4}) ±", text):
+        assert 0 <= float(share) <= 1

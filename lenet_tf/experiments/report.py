@@ -233,10 +233,34 @@ def compare(results: str | Path, output: str | Path, *, force: bool = False) -> 
         raise LenetError(
             f"{results}: no finished study (evaluation.json, learning_curve.json or a classic run's metrics.json)"
         )
+    _check_each(evaluations, curves, classic)
     text = compare_markdown(evaluations, curves, classic)
     if output.is_file() and output.read_text(encoding="utf-8", errors="replace") == text:
         return output
     return write_text(output, text)
+
+
+def _check_each(evaluations: list, curves: list, classic: list) -> None:
+    """Render every study alone first, so a damaged or foreign report file is named in one line
+    instead of ending the whole report in a traceback (or in a wrong number beside the reference)."""
+    for kind, entries in (("evaluations", evaluations), ("curves", curves), ("classic", classic)):
+        for path, result in entries:
+            try:
+                compare_markdown(**({"evaluations": []} | {kind: [(path, result)]}))
+                if kind == "evaluations":
+                    _check_figures(result)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as exc:
+                raise LenetError(f"{path}: not a report compare can read ({type(exc).__name__}: "
+                                 f"{str(exc)[:60]}); rerun the study that wrote it, or move it away") from exc
+
+
+def _check_figures(result: dict[str, Any]) -> None:
+    """Accuracies and ROC AUCs are shares in [0, 1]: anything else would be printed as a result."""
+    summary = result["summary"]
+    for name in ("train_accuracy", "val_accuracy", "test_accuracy", "roc_auc"):
+        for value in np.ravel(np.asarray(summary[name]["mean"], dtype=float)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} {value!r} is not a share in [0, 1]")
 
 
 def _written_by_compare(path: Path) -> bool:
