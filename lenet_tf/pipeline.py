@@ -42,6 +42,7 @@ from .training import FitResult, accuracy
 
 # The held-out test part's rows (0-based, in the labeled data as loaded) and labels, per run.
 HELDOUT_ROWS = "heldout_rows.csv"
+REFIT_FIGURE = "refit_convergence.png"
 
 
 @dataclass(frozen=True)
@@ -469,6 +470,9 @@ def _record(
     write_json(result.out / "metrics.json", metrics)
     write_text(result.out / "metrics.md", metrics_markdown(metrics))
     plot_convergence([r.history for r in members], result.out / "convergence.png", title=model_title(spec.model))
+    if result.refit_members:  # the members that wrote the submission
+        plot_convergence([r.history for r in result.refit_members], result.out / REFIT_FIGURE,
+                         title=f"{model_title(spec.model)}, refit on every label")  # fmt: skip
 
 
 def metrics_markdown(metrics: dict[str, Any]) -> str:

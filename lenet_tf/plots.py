@@ -143,13 +143,15 @@ def plot_convergence(
     for index, history in enumerate(histories):
         epochs = np.arange(1, len(history["accuracy"]) + 1)
         for key, color, name in SERIES:
+            if key not in history:  # a member refit on every label has no validation images
+                continue
             values = np.asarray(history[key], dtype=float)
             error = np.clip(100 * (1 - values), 1e-3, None)  # log axis: a perfect epoch stays on it
             style = {"color": color, "alpha": 0.7, "marker": _marker(len(epochs)), "markersize": 5}
             ax.plot(epochs, values, label=name if index == 0 else None, **style)
             err.plot(epochs, error, **style)
             errors.append(error)
-    _zoom_on_last_epochs(ax, [h[key] for h in histories for key, _, _ in SERIES])
+    _zoom_on_last_epochs(ax, [h[key] for h in histories for key, _, _ in SERIES if key in h])
     _log_axis(err, np.concatenate(errors))
     ax.set_ylabel("accuracy (zoomed on the last epochs)")
     err.set_ylabel("error rate, % (1 − accuracy, log scale)")

@@ -285,3 +285,13 @@ def test_flagship_member_generalises_on_the_embedded_sample(sample, tmp_path: Pa
     # The refit member (all 4,000 labels) wrote the demo's submission: it must hold too, and is the one reported.
     refit = result.metrics["refit"]["heldout_accuracy"]
     assert refit >= 0.97 and f"heldout accuracy of the members that wrote the submission: {refit:.4f}" in lines
+
+
+@pytest.mark.parametrize("argv", [["--max-train", "0"], ["--epochs", "0"], ["--max-train", "-5"]])
+def test_the_levers_command_refuses_what_the_options_refuse(argv: list[str], capsys) -> None:
+    """Issue 29: `levers --max-train 0` trained on all the data (its own argparse had no bounds)."""
+    from lenet_tf.experiments.levers import main as levers_main
+
+    with pytest.raises(SystemExit) as stopped:
+        levers_main(argv)
+    assert stopped.value.code == 2 and "must be an integer ≥ 1" in capsys.readouterr().err

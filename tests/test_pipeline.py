@@ -68,6 +68,7 @@ def test_refit_added_to_a_finished_run_reuses_its_members(tiny, tmp_path: Path) 
     assert sum("member" in line and ": loaded" in line and "refit" not in line for line in lines) == 2
     assert [r.to_dict() for r in refitted.members] == [r.to_dict() for r in first.members]
     assert len(refitted.refit_members) == 2 and len(list((out / REFIT_DIR).glob("member_*.keras"))) == 2
+    assert (out / "refit_convergence.png").read_bytes()[:4] == b"\x89PNG"  # the members that wrote the submission
     # The run's own submission now comes from the refit members, as --refit says.
     labels = read_submission(out / "submission.csv", expected_rows=len(tiny.test_images))["Label"].to_numpy()
     np.testing.assert_array_equal(refitted.refit_ensemble.predict(tiny.test_images), labels)

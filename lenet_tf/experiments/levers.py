@@ -18,6 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from .. import options
 from ..data import DigitData, Split
 from ..ensemble import FLAGSHIP, flagship_train_config
 from ..errors import LenetError
@@ -236,8 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="data source, as for lenet-tf")
     parser.add_argument("--out", default="results/levers", help="output directory (default results/levers)")
     parser.add_argument("--only", help="comma-separated lever names (default all)")
-    parser.add_argument("--epochs", type=int, help="cap every lever at this many epochs")
-    parser.add_argument("--max-train", type=int, help="stratified subset of this many labeled rows")
+    # The bounds are the options' own (options.py): --max-train 0 once trained on all the data.
+    epochs, max_train = options.all_options(options.TrainConfig)["epochs"], options.all_options(options.SeedOptions)
+    parser.add_argument("--epochs", type=epochs.parse, help=f"cap every lever at this many epochs ({epochs.wanted()})")
+    parser.add_argument("--max-train", type=max_train["max_train"].parse, help=max_train["max_train"].help)
     parser.add_argument("--force", action="store_true", help="discard a different run in --out")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
