@@ -30,6 +30,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .. import interrupts
+from ..errors import LenetError
 from ..rundir import open_run, read_json, write_json
 from ..seeds import check_seed
 
@@ -123,7 +124,12 @@ class ExperimentResult:
 def read_item(item: Item, directory: Path) -> dict[str, Any] | None:
     """The default :attr:`Experiment.load_item`: the item's ``metrics.json``, None when absent."""
     path = directory / ITEM_FILE
-    return read_json(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise LenetError(f"{path}: not an item's record (a JSON object); delete {directory} to run that item again")
+    return record
 
 
 def run_experiment(
@@ -143,8 +149,20 @@ def run_experiment(
     if resumed:
         echo(f"resuming the {experiment.name} in {out}: finished items are not run again")
     records = _run_pending(experiment, out, progress)
-    report, paths = experiment.write_outputs(records, Progress(len(records), len(experiment.plan)))
+    report, paths = _write_outputs(experiment, records, out, resumed)
     return ExperimentResult(out, dict(config), records, report, paths, resumed)
+
+
+def _write_outputs(experiment: Experiment, records: Records, out: Path, resumed: bool) -> tuple[Any, Any]:
+    """The experiment's outputs; a record read back from disk that they cannot use (edited or
+    damaged) is named in one line, not left to a traceback or a wrong figure."""
+    try:
+        return experiment.write_outputs(records, Progress(len(records), len(experiment.plan)))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        if not resumed:
+            raise
+        raise LenetError(f"{out}: a finished item's record there cannot be read back ({type(exc).__name__}: "
+                         f"{str(exc)[:60]}); delete that item's folder to run it again, or use another --out") from exc
 
 
 def _run_pending(experiment: Experiment, out: Path, progress: bool) -> Records:
@@ -168,10 +186,17 @@ def _run_pending(experiment: Experiment, out: Path, progress: bool) -> Records:
                     write_json(directory / ITEM_FILE, record)  # last: present = finished
                 records.append((item, record))
                 bar.update(1)
-                if experiment.postfix is not None:
-                    bar.set_postfix(experiment.postfix(item, record))
-                if experiment.on_item is not None:
-                    experiment.on_item(item, record, resumed)
+                try:
+                    if experiment.postfix is not None:
+                        bar.set_postfix(experiment.postfix(item, record))
+                    if experiment.on_item is not None:
+                        experiment.on_item(item, record, resumed)
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    if not resumed:
+                        raise
+                    raise LenetError(f"{directory / ITEM_FILE}: this finished item's record cannot be read back"
+                                     f" ({type(exc).__name__}: {str(exc)[:60]}); delete {directory} to run it again"
+                                     ) from exc  # fmt: skip
     finally:
         bar.close()
     return records
