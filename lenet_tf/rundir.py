@@ -178,6 +178,8 @@ def open_run(directory: str | Path, config: Mapping[str, Any], *, force: bool = 
         raise LenetError(f"{directory}: exists and is not a directory")
     if config_path.is_file():
         previous = read_json(config_path)
+        if not isinstance(previous, dict):
+            raise LenetError(f"{config_path}: not a run's configuration (a JSON object); use another --out")
         problem = _resume_problem(previous, config)
         if problem is None:
             remove_partial_files(directory)

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lenet_tf import __version__
 from lenet_tf.cli import main
@@ -139,3 +142,27 @@ def test_written_files_have_ordinary_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recorded=st.one_of(_JSON, st.dictionaries(st.sampled_from(sorted(MAIN_CONFIG) + ["schema_version"]), _JSON)),
+       raw=st.binary(max_size=40), as_bytes=st.booleans())  # fmt: skip
+def test_any_recorded_configuration_resumes_or_is_one_line(recorded, raw: bytes, as_bytes: bool, tmp_path) -> None:
+    """Issue 28: a run's config.json, whatever it holds (edited, damaged, another program's), is resumed
+    only when it is this configuration, else refused in one LenetError line, never a traceback."""
+    run = Path(tempfile.mkdtemp(dir=tmp_path))
+    (run / ".lenet_tf_files").write_text("config.json\n")
+    (run / "config.json").write_bytes(raw if as_bytes else json.dumps(recorded).encode())
+    try:
+        resumed = open_run(run, MAIN_CONFIG)
+    except LenetError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert resumed and read_json(run / "config.json") == {**MAIN_CONFIG, **VERSIONS}
