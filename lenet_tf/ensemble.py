@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import Split
+from .data import IMAGE_SIDE, Split
 from .errors import LenetError
 from .models import load_saved_model
 from .options import FLAGSHIP, from_dests  # the recipe is data, declared with the options it sets
@@ -68,6 +68,23 @@ class Ensemble:
     def predict(self, images: np.ndarray, batch_size: int = 1024, *, tta: int = 0) -> np.ndarray:
         """Predicted digits (N,)."""
         return np.argmax(self.predict_proba(images, batch_size, tta=tta), axis=1)
+
+    def as_model(self) -> keras.Model:
+        """The ensemble as one Keras model: the members' probabilities averaged (soft voting, as
+        :meth:`predict_proba` without TTA). It takes Kaggle's 0–255 pixels, (N, 28, 28, 1), since every
+        member scales its input itself; one member is returned as it is."""
+        if len(self.members) == 1:
+            return self.members[0]
+        inputs = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE, 1), name="pixels")
+        for index, member in enumerate(self.members):
+            member.name = member_stem(index)  # a functional model needs unique layer names
+        outputs = keras.layers.Average(name="average")([member(inputs) for member in self.members])
+        return keras.Model(inputs, outputs, name=f"ensemble_of_{len(self.members)}")
+
+    def export(self, path: str | Path) -> Path:
+        """Save :meth:`as_model` as one ``.keras`` file that ``keras.saving.load_model`` opens anywhere
+        (a notebook, Kaggle) without this package."""
+        return save_model(self.as_model(), path)
 
     def save(self, directory: str | Path) -> Path:
         """Save every member as ``member_XX.keras`` under ``directory``."""

@@ -99,3 +99,16 @@ def test_every_member_logs_its_history_and_tensorboard_on_request(tiny, tmp_path
     train_members(mlp, split, members=1, directory=tmp_path / "tb", config=logged, progress=False)
     events = list((tmp_path / "tb" / "members" / "tensorboard" / "member_01").rglob("events.out.tfevents.*"))
     assert events, "TensorBoard wrote no event file"
+
+
+def test_the_ensemble_is_one_keras_model_that_load_model_opens(tiny, tmp_path: Path) -> None:
+    """Issue 29: the ensemble as one .keras file a notebook (or Kaggle) opens without lenet_tf and
+    calls on Kaggle's pixels as they are."""
+    split = split_data(tiny, "deployment", seed=0)
+    ensemble, _ = train_members(mlp, split, members=2, directory=tmp_path / "run", config=TrainConfig(epochs=1),
+                                progress=False)  # fmt: skip
+    path = ensemble.export(tmp_path / "ensemble.keras")
+    opened = keras.saving.load_model(path)
+    pixels = tiny.test_images[:16, :, :, None].astype("float32")  # no /255: the members scale inside
+    np.testing.assert_allclose(opened.predict(pixels, verbose=0), ensemble.predict_proba(tiny.test_images[:16]),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip

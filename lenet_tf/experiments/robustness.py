@@ -43,7 +43,7 @@ from ..data import PIXEL_MAX, DigitData, Split, prepare
 from ..ensemble import MEMBERS_DIR, Ensemble
 from ..errors import LenetError
 from ..figures import plot_digit_grid
-from ..models import INPUT_SHAPE, LeNetHParams, get_builder, lenet, load_saved_model, model_title
+from ..models import LeNetHParams, get_builder, lenet, load_saved_model, model_title
 from ..pipeline import prepare_job
 from ..plots import plot_accuracy_vs_epsilon
 from ..rundir import (
@@ -200,15 +200,9 @@ def train_model(
 
 
 def averaged_model(members: Sequence[keras.Model]) -> keras.Model:
-    """One Keras model averaging the members' probabilities (soft voting, as :class:`Ensemble`),
-    so an ensemble can be attacked through its averaged output."""
-    if len(members) == 1:
-        return members[0]
-    inputs = keras.Input(shape=INPUT_SHAPE)
-    for index, member in enumerate(members):
-        member.name = f"member_{index + 1:02d}"  # a functional model needs unique layer names
-    outputs = keras.layers.Average(name="average")([member(inputs) for member in members])
-    return keras.Model(inputs, outputs, name="ensemble")
+    """One Keras model averaging the members' probabilities, so an ensemble can be attacked through
+    its averaged output (:meth:`lenet_tf.ensemble.Ensemble.as_model`)."""
+    return Ensemble(members).as_model()
 
 
 def run_config(run: str | Path) -> dict[str, Any]:
