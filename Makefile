@@ -39,14 +39,14 @@ ORACLE_IP ?= 127.0.0.1
 ORACLE_PORT ?= 8000
 ORACLE_ARGS = --oracle-ip $(ORACLE_IP) --oracle-port $(ORACLE_PORT)
 
-.PHONY: explore notebooks jupyter bench install test test-slow lint standard classic optimized ensemble ensemble-reference levers evaluate learning-curve report models clean help \
+.PHONY: explore notebooks jupyter bench bench-executor install test test-slow lint standard classic optimized ensemble ensemble-reference levers evaluate learning-curve report models clean help \
 	tune tune-chief tune-worker baselines robustness study
 
 # The defaults shown are the lenet-tf command's (tests/test_cli.py checks them against the code).
 help:
 	@echo "make install | test | test-slow | lint | standard | classic | optimized | ensemble | ensemble-reference | levers"
 	@echo "     evaluate | learning-curve | report | models | tune | tune-chief | tune-worker"
-	@echo "     explore | notebooks | jupyter | bench | baselines | robustness | study | clean"
+	@echo "     explore | notebooks | jupyter | bench | bench-executor | baselines | robustness | study | clean"
 	@echo "variables (passed only when set; unset, the command's default): DATA=<dir or zip>  OUT=<run dir>  SEED=0"
 	@echo "  ensemble: the flagship recipe, MEMBERS=3 EPOCHS=15 (lenet5-bn); ensemble-reference: MEMBERS=10 EPOCHS=100"
 	@echo "  standard | classic | optimized: EPOCHS=100; evaluate: MODEL=standard REPEATS=10 EPOCHS=100"
@@ -59,7 +59,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,cluster]'
 	touch $(STAMP)
 
 test: install
@@ -140,3 +140,7 @@ jupyter: install
 # Speed and memory benchmarks (ratios within one run) into results/bench/; not part of `make test`.
 bench: install
 	$(BIN)/python -m lenet_tf.experiments.benchmark $(DATA_ARG) $(OUT_ARG) $(ARGS)
+
+# The Ray executor against serial on the same small plan (docs/benchmarks.md) into results/bench-executor/.
+bench-executor: install
+	$(BIN)/python -m lenet_tf.experiments.executor_bench $(DATA_ARG) $(OUT_ARG) $(ARGS)

@@ -91,12 +91,17 @@ def _fit_defaults(spec: type) -> dict[str, Any]:
     return opt.values_to_dests(train)
 
 
-def _groups(spec: type, defaults: Mapping[str, Any], *, fit: bool = True, output: str | None = None) -> list[Group]:
-    """The usual groups: data, the spec's own options, the fit options, output, progress."""
+def _groups(
+    spec: type, defaults: Mapping[str, Any], *, fit: bool = True, output: str | None = None, runner: bool = False
+) -> list[Group]:
+    """The usual groups: data, the spec's own options, the fit options, output, progress; and, for
+    the experiments the shared runner serves (``runner``), where their items run."""
     groups: list[Group] = [("data", opt.DataOptions, {}), ("options", spec, defaults)]
     if fit:
         groups.append(("fit options", opt.TrainConfig, _fit_defaults(spec)))
     groups += [("output", opt.OutputOptions, {"out": output}), ("progress", opt.ProgressOptions, {})]
+    if runner:
+        groups.append(("executor (docs/cluster.md)", opt.ExecutorOptions, {}))
     return groups
 
 
@@ -262,7 +267,23 @@ def _out(args: argparse.Namespace, default: str | None = None, *, files: Sequenc
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
-    return {"force": args.force, "progress": not args.no_progress}
+    common = {"force": args.force, "progress": not args.no_progress}
+    if hasattr(args, "executor"):
+        common["executor"] = args.executor_
+    return common
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """The executor the options ask for, checked before any data is read (Ray there, its cluster
+    answering); Ray itself starts when the experiment runs."""
+    from .experiments.executors import make_executor
+
+    words = opt.cli_words(opt.ExecutorOptions)
+    options = opt.validate(opt.ExecutorOptions(**opt.values_for(opt.ExecutorOptions, args)), words)
+    executor = make_executor(options, words)
+    if executor.name != "serial":
+        executor.check()
+    return executor
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -395,13 +416,13 @@ COMMANDS: dict[str, Command] = {
         "Train the model R times (K members each) on the evaluation split 60/20/20 and report mean ± std, "
         "95 % CI, per-class ROC AUC and confusion matrices on the held-out part (resumable). --model ensemble "
         "is the study's ensemble (10 optimized LeNets).",
-        _groups(opt.EvaluationOptions, _MODEL), _evaluate,
+        _groups(opt.EvaluationOptions, _MODEL, runner=True), _evaluate,
     ),
     "learning-curve": Command(
         "accuracy against the training-set size",
         "Train on stratified fractions of the evaluation train split, R repeats each, and plot train and "
         "test accuracy (mean ± std) against the number of training images (resumable).",
-        _groups(opt.LearningCurveOptions, _MODEL), _learning_curve,
+        _groups(opt.LearningCurveOptions, _MODEL, runner=True), _learning_curve,
     ),
     "compare": Command(
         "table of finished evaluations beside the reference study",
@@ -430,7 +451,7 @@ COMMANDS: dict[str, Command] = {
         "evaluation split 60/20/20 and report validation and test accuracy, per-class ROC AUC, confusion "
         "matrices and fit/predict times as grid tables (resumable per grid cell). The fully connected "
         "network is a Keras model: lenet-tf evaluate --model mlp.",
-        _groups(opt.BaselineOptions, {}, fit=False, output="results/baselines"), _baselines,
+        _groups(opt.BaselineOptions, {}, fit=False, output="results/baselines", runner=True), _baselines,
     ),
     "robustness": Command(
         "FGSM attack, accuracy against ε, adversarial training",
@@ -439,7 +460,7 @@ COMMANDS: dict[str, Command] = {
         "then attack the held-out digits with FGSM, x' = clip(x + ε·255·sign(∇x loss), 0, 255) on 0-255 pixels, "
         "at every ε: "
         "accuracy-vs-ε table and plot (mean ± std), grids of adversarial examples (resumable).",
-        _groups(opt.RobustnessOptions, {}), _robustness,
+        _groups(opt.RobustnessOptions, {}, runner=True), _robustness,
     ),
     "study": Command(
         "training studies: activation, initialization, optimizer, dropout, batch size",
@@ -450,13 +471,15 @@ COMMANDS: dict[str, Command] = {
         "glorot_uniform, he_normal); optimizer (sgd, momentum, adam × learning rate 1e-4, 1e-3, 1e-2, "
         "1e-1, and SGD with step decay 0.1 → 0.01 → 0.001 after epochs 10 and 20); dropout (0, 0.2, 0.5); "
         "batch_size (32, 64, 128).",
-        [*_groups(opt.StudyOptions, {}), ("subset", opt.StudyFilter, {})], _study,
+        [*_groups(opt.StudyOptions, {}, runner=True), ("subset", opt.StudyFilter, {})], _study,
     ),
     "models": Command("list the registered models with their parameter counts", "", [], _models),
 }  # fmt: skip
 
 
 def _run(args: argparse.Namespace) -> None:
+    if hasattr(args, "executor"):
+        args.executor_ = _executor(args)
     COMMANDS[args.command].run(args)
 
 

@@ -17,7 +17,7 @@ from .models import load_saved_model
 from .options import FLAGSHIP, from_dests  # the recipe is data, declared with the options it sets
 from .rundir import CONFIG_FILE, read_json, save_model, write_json
 from .seeds import member_seed
-from .training import FitResult, TrainConfig, log_callbacks, predict_proba, refit, train
+from .training import FitResult, TrainConfig, member_callbacks, predict_proba, refit, train
 
 # `make ensemble` / `lenet-tf ensemble --recipe flagship`: what careful training makes of small
 # LeNets on a 2-core CPU (measured in the README's flagship section and BENCHMARKS.md).
@@ -247,7 +247,7 @@ def train_members(
     member_dir = Path(directory) / MEMBERS_DIR
 
     def make(index: int) -> tuple[keras.Model, FitResult]:
-        logs = log_callbacks(member_dir, member_stem(index), config)
+        logs = member_callbacks(member_dir, member_stem(index), config)  # with a backup: resumes mid-fit
         return train(builder, split, config=config, seed=member_seed(seed, index), progress=progress, callbacks=logs)
 
     return _member_loop(
@@ -277,7 +277,7 @@ def refit_members(
     def make(index: int) -> tuple[keras.Model, FitResult]:
         return refit(
             builder, images, labels, epochs=epochs[index], config=config, seed=member_seed(seed, index),
-            progress=progress, callbacks=log_callbacks(member_dir, member_stem(index), config),
+            progress=progress, callbacks=member_callbacks(member_dir, member_stem(index), config),
         )  # fmt: skip
 
     return _member_loop(

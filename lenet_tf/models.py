@@ -20,12 +20,18 @@ Adam rate were searched at that scale). Each builder's default is its model's ow
 reference study's LeNets (standard, optimized and their variants), unit for the LeNet-5s and the
 MLP. Every model returns class probabilities, so any of them can be an ensemble member. Weight
 initialisation draws from Keras' global seed: set it with :func:`lenet_tf.training.set_seed` before building.
+
+Each model is registered where its builder is defined, ``@register_model(name, title=…)``
+(:mod:`lenet_tf.registry`): :data:`BUILDERS`, :data:`TITLES`, :func:`get_builder`,
+:func:`own_input_scale`, :func:`has_output_l2`, the builders ``lenet_tf`` exports, the command
+line's ``--model`` choices and ``options.OUTPUT_L2_MODELS`` all come from those registrations. Adding
+a model is writing its builder here with the decorator, and a row in the docs' model tables (a test
+checks them).
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -39,6 +45,7 @@ from keras import layers, regularizers
 from .data import IMAGE_SIDE, N_CLASSES, PIXEL_MAX
 from .errors import LenetError
 from .options import INPUT_SCALES
+from .registry import EntryView, ModelEntry, ModelNames, entries, register_model
 
 INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
 LEARNING_RATE = 1e-3
@@ -227,9 +234,7 @@ def _study_topology(
                 **init,
             )
         )
-        stack.append(
-            layers.AveragePooling2D(pool_sizes[i], strides=pool_stride, padding="valid", name=f"pool_{i + 1}")
-        )
+        stack.append(layers.AveragePooling2D(pool_sizes[i], strides=pool_stride, padding="valid", name=f"pool_{i + 1}"))
     stack.append(layers.GlobalAveragePooling2D(name="global_pool"))
     for i in range(2):
         stack.append(
@@ -278,11 +283,22 @@ def _from_hparams(hp: LeNetHParams, name: str, **options: Any) -> keras.Sequenti
     )
 
 
+@register_model("standard", title="standard LeNet")
 def standard_lenet(*, input_scale: str = REFERENCE_SCALE) -> keras.Sequential:
     """The reference study's LeNet: Conv(6, 5×5, tanh) → AvgPool(2, stride 1) → Conv(16, 5×5, tanh)
     → AvgPool(2, stride 1) → GlobalAvgPool → Dense(120, tanh) → Dense(84, tanh) → Dense(10);
     Adam(1e-3). 15,626 parameters."""
     return _from_hparams(STANDARD_HPARAMS, "standard_lenet", input_scale=input_scale)
+
+
+@register_model("classic", title="classic LeNet")
+def classic_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
+    """LeNet-5 (LeCun et al. 1998) as commonly reproduced: 28×28 zero-padded to 32×32,
+    Conv(6, 5×5, tanh) → AvgPool 2/2 → Conv(16, 5×5, tanh) → AvgPool 2/2 → Flatten(400)
+    → Dense(120, tanh) → Dense(84, tanh) → Dense(10); SGD(0.01, momentum 0.9). 61,706 parameters."""
+    return lenet5(
+        optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9), name="classic_lenet5", input_scale=input_scale
+    )
 
 
 def make_optimizer(
@@ -383,6 +399,7 @@ def load_hparams(path: str | Path) -> LeNetHParams:
         raise LenetError(f"{path}: a number too large for any hyperparameter") from None
 
 
+@register_model("optimized", title="optimized LeNet")
 def optimized_lenet(
     hparams: LeNetHParams = OPTIMIZED_HPARAMS, *, input_scale: str = REFERENCE_SCALE, output_l2: bool = True
 ) -> keras.Sequential:
@@ -392,11 +409,13 @@ def optimized_lenet(
     return model
 
 
+@register_model("standard-strided", title="standard LeNet, pooling strided by its window")
 def strided_standard_lenet(*, input_scale: str = REFERENCE_SCALE) -> keras.Sequential:
     """:func:`standard_lenet` with each pooling strided by its own window (see :func:`strided_lenet`)."""
     return _from_hparams(STANDARD_HPARAMS, "strided_standard_lenet", pool_stride=None, input_scale=input_scale)
 
 
+@register_model("optimized-strided", title="optimized LeNet, pooling strided by its window")
 def strided_lenet(
     hparams: LeNetHParams = OPTIMIZED_HPARAMS, *, input_scale: str = REFERENCE_SCALE, output_l2: bool = True
 ) -> keras.Sequential:
@@ -478,15 +497,7 @@ def lenet5(
     return _compile(keras.Sequential(stack, name=name), optimizer if optimizer is not None else _adam())
 
 
-def classic_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
-    """LeNet-5 (LeCun et al. 1998) as commonly reproduced: 28×28 zero-padded to 32×32,
-    Conv(6, 5×5, tanh) → AvgPool 2/2 → Conv(16, 5×5, tanh) → AvgPool 2/2 → Flatten(400)
-    → Dense(120, tanh) → Dense(84, tanh) → Dense(10); SGD(0.01, momentum 0.9). 61,706 parameters."""
-    return lenet5(
-        optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9), name="classic_lenet5", input_scale=input_scale
-    )
-
-
+@register_model("lenet5-wide", title="wide LeNet-5 (ReLU, max pooling)")
 def wide_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """LeNet-5 with ReLU, max pooling and wider convolutions,
     Conv(16) → MaxPool → Conv(32) → MaxPool → Dense(120) → Dense(84); Adam(1e-3).
@@ -494,35 +505,22 @@ def wide_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     return lenet5(filters=(16, 32), activation="relu", pooling="max", name="wide_lenet5", input_scale=input_scale)
 
 
-def mlp(dropout: float = 0.0, *, input_scale: str = OWN_SCALE) -> keras.Sequential:
-    """A fully connected baseline: Flatten(784) → Dense(512) → Dense(256) → Dense(128), ReLU, each
-    hidden layer followed by Dropout(``dropout``) when > 0 → Dense(10, softmax); Adam(1e-3).
-    567,434 parameters."""
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
-        raise LenetError(f"dropout must be a rate in [0, 1), got {dropout!r}")
-    stack = [*_input(input_scale), layers.Flatten(name="flatten")]
-    for i, units in enumerate(MLP_UNITS):
-        stack.append(layers.Dense(units, activation="relu", name=f"dense_{i + 1}"))
-        if dropout > 0:
-            stack.append(layers.Dropout(dropout, name=f"dropout_{i + 1}"))
-    stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities"))
-    return _compile(keras.Sequential(stack, name="mlp" if dropout == 0 else "mlp_dropout"), _adam())
-
-
-def mlp_dropout(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
-    """:func:`mlp` with Dropout(0.2) after each hidden layer."""
-    return mlp(dropout=MLP_DROPOUT, input_scale=input_scale)
-
-
+@register_model("lenet5-wider", title="wider LeNet-5 (ReLU, max pooling, dropout)")
 def wider_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """LeNet-5 with ReLU and max pooling, twice the wide one's widths, Conv(32) → MaxPool
     → Conv(64) → MaxPool → Dropout(0.3) → Dense(256) → Dropout(0.3) → Dense(128); Adam(1e-3). 496,138 parameters."""
     return lenet5(
-        filters=(32, 64), units=(256, 128), activation="relu", pooling="max", dropout=0.3, name="wider_lenet5",
+        filters=(32, 64),
+        units=(256, 128),
+        activation="relu",
+        pooling="max",
+        dropout=0.3,
+        name="wider_lenet5",
         input_scale=input_scale,
     )
 
 
+@register_model("lenet5-bn", title="LeNet-5 with batch normalisation (32/64 filters, dropout)")
 def bn_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """The flagship ensemble's member: LeNet-5 with batch normalisation, ReLU, max pooling and the
     wider one's convolutions, Conv(32)-BN → MaxPool → Conv(64)-BN → MaxPool → Dropout(0.3)
@@ -539,6 +537,10 @@ def bn_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     )  # fmt: skip
 
 
+@register_model(
+    "lenet5-deep",
+    title="deep LeNet-5 (two 3×3 convolutions per 5×5, strided convolutions, batch normalisation)",
+)
 def deep_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     """LeNet-5 with each 5×5 convolution replaced by two 3×3 ones (the same 5×5 receptive field,
     one more non-linearity) and each pooling by a strided 3×3 convolution, the shape of the
@@ -565,55 +567,61 @@ def deep_lenet5(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
     return _compile(keras.Sequential(stack, name="deep_lenet5"), _adam())
 
 
-# Name → builder taking no arguments; the CLI, the ensemble and later studies look models up here.
-BUILDERS: dict[str, Callable[[], keras.Sequential]] = {
-    "standard": standard_lenet,
-    "classic": classic_lenet5,
-    "optimized": optimized_lenet,
-    "standard-strided": strided_standard_lenet,
-    "optimized-strided": strided_lenet,
-    "lenet5-wide": wide_lenet5,
-    "lenet5-wider": wider_lenet5,
-    "lenet5-bn": bn_lenet5,
-    "lenet5-deep": deep_lenet5,
-    "mlp": mlp,
-    "mlp-dropout": mlp_dropout,
-}
+@register_model("mlp", title="fully connected network (MLP)")
+def mlp(dropout: float = 0.0, *, input_scale: str = OWN_SCALE) -> keras.Sequential:
+    """A fully connected baseline: Flatten(784) → Dense(512) → Dense(256) → Dense(128), ReLU, each
+    hidden layer followed by Dropout(``dropout``) when > 0 → Dense(10, softmax); Adam(1e-3).
+    567,434 parameters."""
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise LenetError(f"dropout must be a rate in [0, 1), got {dropout!r}")
+    stack = [*_input(input_scale), layers.Flatten(name="flatten")]
+    for i, units in enumerate(MLP_UNITS):
+        stack.append(layers.Dense(units, activation="relu", name=f"dense_{i + 1}"))
+        if dropout > 0:
+            stack.append(layers.Dropout(dropout, name=f"dropout_{i + 1}"))
+    stack.append(layers.Dense(N_CLASSES, activation="softmax", name="probabilities"))
+    return _compile(keras.Sequential(stack, name="mlp" if dropout == 0 else "mlp_dropout"), _adam())
 
-# How reports name a registered model.
-TITLES = {
-    "standard-strided": "standard LeNet, pooling strided by its window",
-    "optimized-strided": "optimized LeNet, pooling strided by its window",
-    "lenet5-wide": "wide LeNet-5 (ReLU, max pooling)",
-    "lenet5-wider": "wider LeNet-5 (ReLU, max pooling, dropout)",
-    "lenet5-bn": "LeNet-5 with batch normalisation (32/64 filters, dropout)",
-    "lenet5-deep": "deep LeNet-5 (two 3×3 convolutions per 5×5, strided convolutions, batch normalisation)",
-    "mlp": "fully connected network (MLP)",
-    "mlp-dropout": f"fully connected network (MLP, dropout {MLP_DROPOUT})",
-}
+
+@register_model("mlp-dropout", title=f"fully connected network (MLP, dropout {MLP_DROPOUT})")
+def mlp_dropout(*, input_scale: str = OWN_SCALE) -> keras.Sequential:
+    """:func:`mlp` with Dropout(0.2) after each hidden layer."""
+    return mlp(dropout=MLP_DROPOUT, input_scale=input_scale)
+
+
+# Live views of the registry (lenet_tf.registry), which the @register_model lines above fill:
+# name → builder taking no arguments (the CLI, the ensemble and the studies look models up here),
+# name → the title reports give the model.
+BUILDERS: Mapping[str, Callable[[], keras.Sequential]] = EntryView("builder")
+TITLES: Mapping[str, str] = EntryView("title")
 
 
 def model_title(name: str) -> str:
-    """A registered model's name for report titles: ``standard LeNet``, ``fully connected network (MLP)``."""
+    """A registered model's name for report titles: ``standard LeNet``, ``fully connected network (MLP)``
+    (``NAME LeNet`` for a name no longer registered, as an old run may record)."""
     return TITLES.get(name, f"{name} LeNet")
 
 
 def get_builder(name: str) -> Callable[[], keras.Sequential]:
     """The builder registered under ``name``; an unknown name raises LenetError listing the known."""
+    return _entry(name).builder
+
+
+def _entry(name: str) -> ModelEntry:
     try:
-        return BUILDERS[name]
+        return entries()[name]
     except KeyError:
-        raise LenetError(f"unknown model {name!r}; choose one of {', '.join(BUILDERS)}") from None
+        raise LenetError(ModelNames().refusal(name)) from None
 
 
 def own_input_scale(name: str) -> str:
     """The input scale model ``name`` is built with unless told otherwise (its builder's default)."""
-    return inspect.signature(get_builder(name)).parameters["input_scale"].default
+    return _entry(name).input_scale
 
 
 def has_output_l2(name: str) -> bool:
     """Whether model ``name``'s output layer can carry the dense L2 (the optimized LeNets)."""
-    return "output_l2" in inspect.signature(get_builder(name)).parameters
+    return _entry(name).output_l2
 
 
 def resolve_model(
@@ -686,4 +694,3 @@ def load_saved_model(path: str | Path) -> keras.Model:
         raise LenetError(f"{path}: saved by a lenet_tf before 0.2.0, whose models take pixels divided by 255;"
                          " retrain it with this version")  # fmt: skip
     return model
-

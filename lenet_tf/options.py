@@ -16,9 +16,10 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from .errors import LenetError
+from .registry import ENSEMBLE, ModelNames
 from .seeds import MAX_SEED
 
 KINDS = ("int", "float", "bool", "str", "ints", "floats")
@@ -40,6 +41,9 @@ class Option:
     low_open: bool = False  # (low, high] rather than [low, high]
     high_open: bool = False  # [low, high) rather than [low, high]
     choices: tuple[str, ...] | None = None
+    # The registered models (--model), read when a value is given, never when the parser is built:
+    # the command line refuses another name in one line, as get_builder would (the library leaves it to get_builder).
+    names: ModelNames | None = None
     nullable: bool = False  # None is allowed (and means "the default behaviour" the help describes)
     flag: str | None = None  # the command line's name when it is not the field's (``split`` for protocol)
     invert: bool = False  # a switch that sets the field to False (``--final-weights``: restore_best)
@@ -116,6 +120,8 @@ class Option:
                 if value not in values:
                     values.append(value)
             return tuple(sorted(values) if self.sort else values)
+        if self.names is not None and text not in self.names:
+            raise argparse.ArgumentTypeError(self.names.refusal(text))
         value = self._convert(text)
         if value is _MISSING or not self._item_ok(value):
             raise argparse.ArgumentTypeError(f"must be {self.wanted()}, got {text!r}")
@@ -269,7 +275,7 @@ def add_options(
         else:
             parser.add_argument(
                 flag_name(f.name, opt), dest=name, default=default, help=help_text,
-                type=None if opt.choices else opt.parse, choices=opt.choices, metavar=opt.metavar,
+                type=None if opt.choices else opt.parse, choices=opt.choices or opt.names, metavar=opt.metavar,
                 required=opt.required,
             )  # fmt: skip
         added.append(name)
@@ -413,6 +419,14 @@ def complete_train_record(train: Mapping[str, Any]) -> dict[str, Any]:
     return {**ADDED_TRAIN_FIELDS, **train}
 
 
+def complete_run_record(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's recorded configuration with its training record (``train``) completed as by
+    :func:`complete_train_record`: what ``open_run(..., complete=)`` compares, so that a run recorded
+    before a training field existed still resumes."""
+    train = config.get("train")
+    return {**config, "train": complete_train_record(train)} if isinstance(train, Mapping) else dict(config)
+
+
 def _idle_strengths(values: Mapping[str, Any]) -> bool:
     """Augmentation strengths changed although nothing augments (no ``augment``, no TTA)."""
     defaults = {f.name: f.default for f in fields(TrainConfig)}
@@ -456,8 +470,9 @@ def fit_rules(patience: int = 5) -> tuple[Rule, ...]:
 FIT_RULES = fit_rules()
 
 
-# The registered models whose output layer can carry the dense L2 (models.has_output_l2; a test keeps them equal).
-OUTPUT_L2_MODELS = ("optimized", "optimized-strided")
+# The registered models whose output layer can carry the dense L2 (their builders take output_l2):
+# read from the registry, without TensorFlow.
+OUTPUT_L2_MODELS = ModelNames(output_l2=True)
 MODEL_RULES = (
     Rule(lambda v: not v["output_l2"] and v["model"] not in OUTPUT_L2_MODELS,
          "{output_l2} applies to the optimized LeNets only (" + ", ".join(OUTPUT_L2_MODELS) + "): the others have "
@@ -474,7 +489,9 @@ class SeedOptions:
 
 @dataclass(frozen=True)
 class ModelOptions:
-    model: str = option("standard", kind="str", help="a registered model (lenet-tf models lists them)")
+    model: str = option("standard", kind="str", names=ModelNames(extra=(ENSEMBLE,)), metavar="MODEL",
+                        help="%(choices)s: a registered model (lenet-tf models gives their sizes), or ensemble, the "
+                        "study's ensemble (optimized LeNets, 10 unless --members)")  # fmt: skip
     members: int = _int(1, "independently trained models averaged")
     input_scale: str | None = option(None, kind="str", choices=INPUT_SCALES, nullable=True,
                                      help="how the model scales Kaggle's 0-255 pixels, inside it: unit divides by "
@@ -567,8 +584,9 @@ class RobustnessOptions(SeedOptions):
              "with {run} and no adversarial training ({adversarial_training}) nothing is trained: the fit options "
              "and {repeats} do not apply"),
     )  # fmt: skip
-    model: str | None = override(ModelOptions, "model", None, nullable=True,
-                                 help="a registered model (needed unless --run gives the model)")  # fmt: skip
+    model: str | None = override(ModelOptions, "model", None, nullable=True, names=ModelNames(),
+                                 help="%(choices)s: a registered model (needed unless --run gives the "
+                                 "model)")  # fmt: skip
     run: str | None = option(None, kind="str", nullable=True,
                              help="a finished run directory (train/ensemble/evaluate repeat) whose model(s) are "
                              "attacked instead of training the normal model; its split and data are used")  # fmt: skip
@@ -720,6 +738,43 @@ class DistributedOptions:
     tuner_id: str | None = option(None, kind="str", help="a worker's unique name (default worker-HOSTNAME)")
 
 
+EXECUTORS = ("serial", "ray")
+RAY_FILES = ("return", "shared")
+RAY_OPTIONS = ("ray_address", "ray_cpus", "ray_gpus", "ray_files")
+
+
+def _ray_options_given(values: Mapping[str, Any]) -> bool:
+    return values["executor"] == "serial" and any(values[n] != _default_of(ExecutorOptions, n) for n in RAY_OPTIONS)
+
+
+def _default_of(cls: type, name: str) -> Any:
+    return next(f.default for f in fields(cls) if f.name == name)
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where an experiment's items (repeats, sizes, cells) run; not part of a run's configuration:
+    a run started with one executor resumes with another (docs/cluster.md)."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(_ray_options_given, "{ray_address}, {ray_cpus}, {ray_gpus} and {ray_files} apply with {executor} ray"),
+    )
+    executor: str = option(
+        "serial", kind="str", choices=EXECUTORS,
+        help="serial: the items one after another here; ray: each item a Ray task on a cluster",
+    )  # fmt: skip
+    ray_address: str = option(
+        "local", kind="str", metavar="ADDRESS",
+        help="local (a Ray instance started for this run), auto (the cluster this machine belongs to:"
+        " RAY_ADDRESS, else the last one started here) or the head's HOST:PORT",
+    )  # fmt: skip
+    ray_cpus: float = option(1.0, kind="float", low=0, low_open=True, help="CPU cores each item holds")
+    ray_gpus: float = option(0.0, kind="float", low=0, help="GPUs each item holds (0.25: four items share one GPU)")
+    ray_files: str = option("return", kind="str", choices=RAY_FILES,
+                            help="return: each item's files come back to --out here (no shared filesystem needed);"
+                            " shared: the workers write into --out, the same path on every node")  # fmt: skip
+
+
 # Recipes are data: field values (by command-line destination) applied as parser defaults, which
 # any flag given explicitly overrides.
 FLAGSHIP: dict[str, object] = {
@@ -757,3 +812,67 @@ FLAGSHIP: dict[str, object] = {
     "input_scale": "unit",
 }
 RECIPES: dict[str, dict[str, object]] = {"reference": {}, "flagship": FLAGSHIP}
+
+
+# Modules run as scripts (python -m lenet_tf.experiments.levers / .benchmark, preliminary/explore.py)
+# take their command lines from option classes too: the same bounds, the same one-line errors.
+
+
+@dataclass(frozen=True)
+class LeversOptions:
+    """``python -m lenet_tf.experiments.levers``: which levers, how long, on how much data."""
+
+    out: str = option("results/levers", kind="str", help="output directory")
+    only: str | None = option(None, kind="str", help="comma-separated lever names (default all)")
+    epochs: int | None = _int(None, "cap every lever at this many epochs", nullable=True)
+    max_train: int | None = override(SeedOptions, "max_train", None)
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """``python -m lenet_tf.experiments.benchmark``."""
+
+    out: str = option("results/bench", kind="str", help="results directory")
+    quick: bool = option(False, kind="bool", help="small sizes (a smoke run, not for reporting)")
+
+
+class ScriptParser(argparse.ArgumentParser):
+    """The command line of a module run as a script, from option classes as ``lenet-tf``'s is: one
+    argument per option of ``groups`` (each an option class and the fields it leaves out); every
+    error one line, ``NAME: error: … (see PROG --help)``, exit status 2."""
+
+    def __init__(self, name: str, groups: Sequence[tuple[type, Sequence[str]]], **kwargs: Any) -> None:
+        if any(cls is DataOptions for cls, _skip in groups):  # its help says "see below"
+            kwargs.setdefault("epilog", "data (--data): the sources lenet-tf takes (lenet-tf --help lists them)")
+        super().__init__(**kwargs)
+        self.name = name
+        self.groups = tuple(groups)
+        for cls, skip in self.groups:
+            add_options(self, cls, skip=skip)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.name}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_checked(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
+        """``parse_args``, then every group's rules in the command line's words (``--members``), refused likewise."""
+        args = self.parse_args(argv)
+        for cls, _skip in self.groups:
+            try:
+                validate(cls(**values_for(cls, args)), cli_words(cls))
+            except LenetError as exc:
+                self.error(str(exc))
+        return args
+
+
+@dataclass(frozen=True)
+class ExecutorBenchOptions:
+    """``python -m lenet_tf.experiments.executor_bench`` (``make bench-executor``)."""
+
+    data: str = option("sample", kind="str", help="data source (as lenet-tf's --data)")
+    out: str = option("results/bench-executor", kind="str", help="output directory")
+    repeats: int = option(4, kind="int", low=1, help="items of the small plan")
+    epochs: int = option(1, kind="int", low=1, help="epochs of each item")
+    max_train: int = option(2000, kind="int", low=10, help="training digits of each item")
+    rounds: int = option(2, kind="int", low=1, help="alternated serial/Ray rounds")
+    ray_cpus: float = option(2.0, kind="float", low=0, low_open=True, help="CPU cores each Ray task holds")
+    noop_items: int = option(8, kind="int", low=1, help="items of the do-nothing plan")

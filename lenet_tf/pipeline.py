@@ -237,7 +237,7 @@ def _open_job(
             " or --force to discard them"
         )
     config = job.config(members_seed=spec.seed, protocol=spec.protocol, train=spec.train.to_dict())
-    resumed = open_run(out, config, force=force)
+    resumed = open_run(out, config, force=force, complete=options.complete_run_record)
     if resumed:
         echo(f"resuming the run in {out}: finished members are loaded, not retrained")
         _check_member_count(out, spec.members)

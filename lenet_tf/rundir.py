@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LenetError
-from .options import complete_train_record
 
 CONFIG_FILE = "config.json"
 # Schema of config.json and of what a run directory holds. 2: every seed derived by
@@ -29,6 +28,8 @@ SCHEMA_VERSION = 3
 SCHEMA_KEY = "schema_version"
 PACKAGE_KEY = "lenet_tf_version"
 FILES_LIST = ".lenet_tf_files"  # one top-level entry a line: what --force may delete
+# Brings a recorded configuration up to date (see open_run): the caller's, who knows what it holds.
+Completion = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 _DELETE_IT_YOURSELF = (
     "delete that run yourself (it does not record which files it wrote, so --force cannot tell them from yours)"
 )
@@ -163,13 +164,25 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def open_run(directory: str | Path, config: Mapping[str, Any], *, force: bool = False) -> bool:
+def open_run(
+    directory: str | Path,
+    config: Mapping[str, Any],
+    *,
+    force: bool = False,
+    keep_partial: bool = False,
+    complete: Completion | None = None,
+) -> bool:
     """Create or reopen a run directory for ``config``.
 
     Returns True when it resumes an earlier run of the same configuration and schema. A directory
     holding a different configuration, or a run recorded by another schema (:data:`SCHEMA_VERSION`),
     is refused (nothing is mixed or lost) unless ``force``, which deletes what that run wrote, and
     only that. A directory that holds anything a run did not write is refused, ``force`` or not.
+    A resumed run's half-written files (a killed writer's) are deleted unless ``keep_partial``: the
+    experiment runner deletes them itself, and only when no other process is writing the run.
+    ``complete`` brings a recorded configuration up to date before the comparison (the fields added
+    since it was written, at the values that run as before them, e.g.
+    :func:`lenet_tf.options.complete_run_record`): the caller knows what a configuration holds, this module does not.
     """
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
@@ -180,9 +193,10 @@ def open_run(directory: str | Path, config: Mapping[str, Any], *, force: bool = 
         previous = read_json(config_path)
         if not isinstance(previous, dict):
             raise LenetError(f"{config_path}: not a run's configuration (a JSON object); use another --out")
-        problem = _resume_problem(previous, config)
+        problem = _resume_problem(previous, config, complete or dict)
         if problem is None:
-            remove_partial_files(directory)
+            if not keep_partial:
+                remove_partial_files(directory)
             return True
         if not force:
             way_out = "--force to discard that run" if _files_list(directory).is_file() else _DELETE_IT_YOURSELF
@@ -210,15 +224,9 @@ def _without_versions(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in (SCHEMA_KEY, PACKAGE_KEY)}
 
 
-def _completed(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with its training record completed by the fields added since it was written."""
-    train = config.get("train")
-    return {**config, "train": complete_train_record(train)} if isinstance(train, Mapping) else dict(config)
-
-
-def _resume_problem(previous: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+def _resume_problem(previous: Mapping[str, Any], config: Mapping[str, Any], complete: Completion) -> str | None:
     """Why the run recorded as ``previous`` cannot be resumed for ``config`` (None: it can)."""
-    schema, recorded, config = _schema_problem(previous), _completed(_without_versions(previous)), _completed(config)
+    schema, recorded, config = _schema_problem(previous), complete(_without_versions(previous)), complete(config)
     if recorded == config:
         return schema
     difference = f"a different configuration ({_first_difference(recorded, config)})"

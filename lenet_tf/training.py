@@ -10,6 +10,10 @@ labeled data for a fixed number of epochs.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -24,10 +28,12 @@ from tqdm.keras import TqdmCallback
 from . import interrupts
 from .data import IMAGE_SIDE, Split, prepare
 from .errors import LenetError
+from .metrics import accuracy as accuracy  # its home is metrics (no Keras); this name stays public
 
 # TrainConfig and its constants live with the other options (re-exported: `from lenet_tf.training
 # import TrainConfig` is the public name).
 from .options import AUGMENT_ROTATION, AUGMENT_SHIFT, AUGMENT_ZOOM, TrainConfig
+from .rundir import atomic_write, write_json, write_text
 
 PREDICT_BATCH = 1024
 PLATEAU_FACTOR = 0.5
@@ -165,9 +171,10 @@ def _schedule(model: keras.Model, config: TrainConfig) -> list[keras.callbacks.C
 
 
 def _inputs(
-    x: np.ndarray, y: np.ndarray, config: TrainConfig, seed: int, *, training: bool
+    x: np.ndarray, y: np.ndarray, config: TrainConfig, seed: int, *, training: bool, resumed: int = 0
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """``(x, y, fit keyword arguments)`` for the configured input pipeline."""
+    """``(x, y, fit keyword arguments)`` for the configured input pipeline; ``resumed``: the epochs a
+    killed fit of the same training finished."""
     if config.input_pipeline == "numpy":
         # Validation has no gradient step, so it runs in large batches: at batch 32 it costs as
         # many steps as a third of an epoch's training (and 30x the training of a tiny subset).
@@ -178,6 +185,10 @@ def _inputs(
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
     if training:
         dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        # Every iterator made draws the next order: a resumed fit draws those of the finished epochs
+        # first. Keras 3 makes two an epoch (one as it begins, one ahead as it ends; a test checks it).
+        for _ in range(2 * resumed):
+            iter(dataset)
     dataset = dataset.batch(config.batch_size if training else PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
     return dataset, None, {"shuffle": False} if training else {}  # the dataset shuffles itself
 
@@ -190,6 +201,143 @@ class InterruptCheck(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         interrupts.check()
+
+
+BACKUP_DIR = "backup"  # members/backup/member_XX: the last finished epoch of a member still training
+_STATE_FILE = "lenet_tf_state.json"
+# What the other callbacks of a fit keep from epoch to epoch, which Keras resets when a fit begins
+# and BackupAndRestore does not back up.
+_CALLBACK_STATE: tuple[tuple[type, tuple[str, ...]], ...] = (
+    (keras.callbacks.EarlyStopping, ("wait", "stopped_epoch", "best", "best_epoch")),
+    (keras.callbacks.ReduceLROnPlateau, ("wait", "cooldown_counter", "best")),
+    # At an epoch's end the average is in the model and the running weights in the optimizer.
+    (keras.callbacks.SwapEMAWeights, ("_ema_weights_in_model",)),
+)
+
+
+def _state_names(callback: keras.callbacks.Callback) -> tuple[str, ...]:
+    return next((names for kind, names in _CALLBACK_STATE if isinstance(callback, kind)), ())
+
+
+def _seed_states(model: keras.Model) -> list[Any]:
+    """The states of the model's random seed generators (dropout, augmentation): its variables
+    that are not weights, so neither ``save_weights`` nor ``get_weights`` holds them."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value  # numpy scalars, for JSON
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    """SHA-256 of the backup's files (all but the state that names them; no half-written temp file)."""
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.name != _STATE_FILE)
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files if not p.name.startswith(".")}
+
+
+class FitBackup(keras.callbacks.BackupAndRestore):
+    """Keras' ``BackupAndRestore`` for one training, completed so that a fit killed after epoch k
+    resumes at epoch k + 1 and ends as the uninterrupted fit would have.
+
+    Keras backs up the weights, the optimizer (its learning rate too) and the epoch counter. This adds
+    what it leaves out, in ``lenet_tf_state.json`` beside them: the history and seconds of the finished
+    epochs (the record needs them all), the random seed generators' states (dropout, augmentation),
+    the other callbacks' states (early stopping's patience count, best value and best weights;
+    reduce-on-plateau's counters; where the weight average is). The state, written last, names the
+    digests of the files it goes with: a backup whose files differ (a kill between two writes) is
+    deleted and the training starts afresh, as it did without a backup. :func:`fit` calls
+    :meth:`attach`; the backup is deleted when the training ends.
+    """
+
+    def __init__(self, directory: str | Path):
+        super().__init__(str(directory))
+        self.directory = Path(directory)
+        self.history: dict[str, list[float]] = {}  # every finished epoch's logs, the restored ones too
+        self.seconds = 0.0  # what the restored epochs took
+        self._carried: list[keras.callbacks.Callback] = []
+        self._state: dict[str, Any] | None = None
+        self._attached = False
+        self._best_written: dict[int, int] = {}  # callback index -> best epoch whose weights are on disk
+        self._started = 0.0
+
+    def attach(self, callbacks: list[keras.callbacks.Callback]) -> int:
+        """Carry the states of ``callbacks`` (the fit's others) and return how many epochs the backup
+        holds (0: none, or one that does not hold together, deleted here)."""
+        self._carried = [callback for callback in callbacks if _state_names(callback)]
+        self._state, self._attached = self._read_state(), True
+        return int(self._state["epoch"]) if self._state else 0
+
+    def _read_state(self) -> dict[str, Any] | None:
+        if not self.directory.is_dir():
+            return None
+        try:
+            state = json.loads((self.directory / _STATE_FILE).read_text(encoding="utf-8"))
+            kinds = [type(callback).__name__ for callback in self._carried]
+            whole = state["files"] == _digests(self.directory) and state["kinds"] == kinds
+        except (OSError, ValueError, KeyError, TypeError):
+            whole = False
+        if not whole:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            return None
+        return state
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if not self._attached:
+            self.attach([])
+        super().on_train_begin(logs)  # Keras: the weights, the optimizer and the epoch to start at
+        self._started = time.perf_counter()
+        if self._state is not None:
+            self._restore(self._state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.history = {key: list(values) for key, values in state["history"].items()}
+        self.seconds = float(state["seconds"])
+        for index, (callback, saved) in enumerate(zip(self._carried, state["callbacks"], strict=True)):
+            for name, value in saved.items():
+                setattr(callback, name, value)
+            best = self.directory / f"best_weights_{index}.npz"
+            if best.is_file():
+                with np.load(best) as arrays:
+                    callback.best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+                self._best_written[index] = callback.best_epoch
+        for variable, value in zip(_seed_states(self.model), state["seeds"], strict=True):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+        if state["stopped"]:  # early stopping had ended the fit: no epoch is left to run
+            self.model._initial_epoch = self.params["epochs"]  # where Keras' own restore puts the start
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)  # Keras: the weights, the optimizer, the epoch counter
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        for index, callback in enumerate(self._carried):
+            best = getattr(callback, "best_weights", None)
+            if best is not None and self._best_written.get(index) != callback.best_epoch:
+                atomic_write(self.directory / f"best_weights_{index}.npz", lambda tmp, w=best: _save_arrays(tmp, w))
+                self._best_written[index] = callback.best_epoch
+        state = {
+            "epoch": epoch + 1,
+            "stopped": bool(self.model.stop_training),
+            "history": self.history,
+            "seconds": self.seconds + time.perf_counter() - self._started,
+            "seeds": [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)],
+            "kinds": [type(c).__name__ for c in self._carried],
+            "callbacks": [{n: _plain(getattr(c, n)) for n in _state_names(c)} for c in self._carried],
+            "files": _digests(self.directory),
+        }
+        write_json(self.directory / _STATE_FILE, state)  # last: it vouches for the files it names
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        super().on_train_end(logs)  # Keras deletes the backup: the training is finished
+        self.model._initial_epoch = None  # Keras leaves it set: a later fit of this model would start there
+        if self.directory.parent.name == BACKUP_DIR:
+            with contextlib.suppress(OSError):
+                self.directory.parent.rmdir()  # the members' backup folder, once no member is training
+
+
+def _save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
+    with open(path, "wb") as handle:  # a handle: np.savez would add ".npz" to a temp file's name
+        np.savez(handle, *arrays)
 
 
 def _fit_callbacks(
@@ -205,7 +353,22 @@ def _fit_callbacks(
     ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
     stopping = [early_stopping(config)] if stops else []
     bar = [TqdmCallback(verbose=0, desc=model.name, leave=False)] if progress else []
-    return [*ema, *stopping, *_schedule(model, config), *bar, *(extra or []), InterruptCheck()]
+    # A backup comes after the others: it restores their states once they have reset them, and
+    # backs up an epoch once they have all seen it (the CSV row is written first).
+    backups = [c for c in extra or [] if isinstance(c, FitBackup)]
+    others = [c for c in extra or [] if not isinstance(c, FitBackup)]
+    return [*ema, *stopping, *_schedule(model, config), *bar, *others, *backups, InterruptCheck()]
+
+
+def _continue_csv_logs(callbacks: list[keras.callbacks.Callback], epochs: int) -> None:
+    """A resumed fit's CSV histories keep the header and the rows of the ``epochs`` the backup holds
+    (a kill can fall between a row and its backup) and are appended to, not rewritten."""
+    for logger in callbacks:
+        if isinstance(logger, keras.callbacks.CSVLogger):
+            path = Path(logger.filename)
+            if path.is_file():
+                write_text(path, "".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[: epochs + 1]))
+            logger.append = True
 
 
 HISTORY_SUFFIX = "_history.csv"
@@ -222,6 +385,13 @@ def log_callbacks(directory: str | Path, stem: str, config: TrainConfig) -> list
     if config.tensorboard:
         logs.append(keras.callbacks.TensorBoard(log_dir=str(directory / TENSORBOARD_DIR / stem)))
     return logs
+
+
+def member_callbacks(directory: str | Path, stem: str, config: TrainConfig) -> list[keras.callbacks.Callback]:
+    """What a run's member ``directory/stem.keras`` trains with: :func:`log_callbacks` and a
+    :class:`FitBackup` in ``directory/backup/stem``, so that a killed member resumes after its last
+    finished epoch (a member that finished is loaded; one that never backed up starts afresh)."""
+    return [*log_callbacks(directory, stem, config), FitBackup(Path(directory) / BACKUP_DIR / stem)]
 
 
 def fit(
@@ -244,7 +414,9 @@ def fit(
     trains all ``config.epochs`` and keeps the last. ``initial_epoch`` continues an earlier training (as
     Hyperband does) up to ``config.epochs``; the result's epochs then count from the first one.
     Without validation data (``x_val=None``, see :func:`refit`) it trains ``config.epochs``
-    epochs and keeps the last weights.
+    epochs and keeps the last weights. With a :class:`FitBackup` among ``callbacks`` (see
+    :func:`member_callbacks`) a killed fit, run again, resumes after its last finished epoch, and the
+    result covers every epoch as if it had never stopped.
     """
     config.validate()
     set_seed(seed)
@@ -253,7 +425,11 @@ def fit(
     # With final weights (restore_best False) every epoch runs: the validation images then
     # choose neither the weights nor when to stop.
     all_callbacks = _fit_callbacks(model, config, validated and config.restore_best, progress, callbacks)
-    x, y, options = _inputs(x_train, y_train, config, seed, training=True)
+    backup = next((c for c in all_callbacks if isinstance(c, FitBackup)), None)
+    done = backup.attach(all_callbacks) if backup is not None else 0  # epochs a killed fit finished
+    if done:
+        _continue_csv_logs(all_callbacks, done)
+    x, y, options = _inputs(x_train, y_train, config, seed, training=True, resumed=done)
     if validated:
         vx, vy, _ = _inputs(x_val, y_val, config, seed, training=False)
         options["validation_data"] = vx if vy is None else (vx, vy)
@@ -263,7 +439,10 @@ def fit(
             x, y, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=0, **options
         )
     seconds = time.perf_counter() - start
-    logs = {key: [float(v) for v in values] for key, values in history.history.items()}
+    logged = history.history
+    if backup is not None:  # its history has every epoch, those of a killed fit too
+        logged, seconds = backup.history, seconds + backup.seconds
+    logs = {key: [float(v) for v in values] for key, values in logged.items()}
     logs.pop("learning_rate", None)  # keep the history's keys the metrics' alone
     return _fit_result(logs, config, validated, initial_epoch, seconds, seed)
 
@@ -365,10 +544,6 @@ def predict_proba(
             probabilities += np.asarray(model.predict(shifted, batch_size=batch_size, verbose=0))
         probabilities /= tta + 1
     return probabilities
-
-
-def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(labels)))
 
 
 def members_together(

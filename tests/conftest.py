@@ -34,6 +34,19 @@ def tiny(sample: DigitData) -> DigitData:
     )
 
 
+@pytest.fixture(scope="session")
+def wide_run(tiny: DigitData, tmp_path_factory: pytest.TempPathFactory):
+    """A finished run trained once for the session: two wide LeNet-5 members, one epoch each, on the
+    tiny digits (deployment split). ``(out, result)``: the directory given to run_training and what
+    it returned. Tests only read it; one that changes a run copies it first (shutil.copytree)."""
+    from lenet_tf.pipeline import JobSpec, run_training
+    from lenet_tf.training import TrainConfig
+
+    out = tmp_path_factory.mktemp("wide_run") / "run"
+    spec = JobSpec(model="lenet5-wide", members=2, train=TrainConfig(epochs=1, batch_size=64, patience=1))
+    return out, run_training(spec, out, data=tiny, progress=False, echo=lambda _: None)
+
+
 def csv_text(images: np.ndarray, labels: np.ndarray | None = None) -> str:
     """Kaggle-format CSV text for uint8 images (and labels)."""
     pixels = images.reshape(len(images), -1)

@@ -25,7 +25,7 @@ def _error_line(capsys) -> str:
     ("argv", "message"),
     [
         (["train", "--data", "missing/train.csv"], "missing/train.csv: no such file or directory"),
-        (["train", "--model", "vgg", "--data", "sample"], "unknown model 'vgg'"),
+        (["train", "--model", "vgg", "--data", "kaggle"], "unknown model 'vgg'"),
         (["ensemble", "--members", "0"], "argument --members: must be an integer ≥ 1, got '0'"),
         (["train", "--epochs", "-2"], "argument --epochs: must be an integer ≥ 1, got '-2'"),
         (["train", "--batch-size", "abc"], "argument --batch-size: must be an integer ≥ 1, got 'abc'"),
@@ -33,16 +33,16 @@ def _error_line(capsys) -> str:
         (["train", "--augment-rotation", "200"], "--augment-rotation: must be a number in [0, 180], got '200'"),
         (["ensemble", "--augment-shift", "x"], "argument --augment-shift: must be a number in [0, 0.5], got 'x'"),
         (
-            ["train", "--model", "standard", "--hparams", "x.json", "--data", "sample"],
+            ["train", "--model", "standard", "--hparams", "x.json", "--data", "kaggle"],
             "--hparams applies to --model optimized only",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        (["predict", "--run", "nowhere", "--output", "s.csv", "--data", "sample"], "nowhere: no saved members"),
-        (["explore", "--data", "sample", "--model-run", "nowhere"], "nowhere: no saved members"),
+        (["predict", "--run", "nowhere", "--output", "s.csv", "--data", "kaggle"], "nowhere: no saved members"),
+        (["explore", "--data", "kaggle", "--model-run", "nowhere"], "nowhere: no saved members"),
     ],
 )
-def test_bad_arguments_give_one_line_and_status_2(argv, message, capsys, tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_bad_arguments_give_one_line_and_status_2(argv, message, capsys, kaggle_dir, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # --data kaggle: the tiny digits of kaggle_dir (tmp_path / "kaggle")
     with pytest.raises(SystemExit) as excinfo:
         sys.exit(main(argv))
     assert excinfo.value.code == 2

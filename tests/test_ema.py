@@ -10,7 +10,7 @@ from lenet_tf.errors import LenetError
 from lenet_tf.models import bn_lenet5
 from lenet_tf.training import TrainConfig, train
 
-EPOCHS = 3
+EPOCHS = 2  # 2 × 7 steps of 64 digits: the 0.95 average still lags the last weights
 
 
 def _train(tiny, **change):

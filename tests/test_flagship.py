@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -188,10 +191,9 @@ def test_refit_run_resumes_and_writes_the_submission_from_refit_members(tiny, tm
     assert len(Ensemble.load(out)) == 2  # the refit members
 
 
-def test_unfinished_refit_is_not_loaded(tiny, tmp_path: Path) -> None:
-    spec = JobSpec(model="lenet5-wide", members=2, train=FAST)
+def test_unfinished_refit_is_not_loaded(wide_run, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    run_training(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    shutil.copytree(wide_run[0], out)  # a finished run of 2 wide LeNet-5 members, without refit
     (out / REFIT_DIR).mkdir()
     (out / REFIT_DIR / "member_01.keras").write_bytes((out / "members" / "member_01.keras").read_bytes())
     ensemble = Ensemble.load(out)
@@ -213,19 +215,33 @@ def test_recipe_flagship_sets_defaults_that_flags_override() -> None:
     assert args.augment is False and args.final_weights is False and args.patience == 3
 
 
-def test_flagship_cli_end_to_end(kaggle_dir: Path, tmp_path: Path, capsys) -> None:
-    out = tmp_path / "flagship"
-    argv = ["ensemble", "--recipe", "flagship", "--data", str(kaggle_dir), "--members", "2", "--epochs", "1"]
-    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
-    printed = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def flagship_demo(tmp_path_factory) -> tuple[Path, str]:
+    """The demo a newcomer runs first: `lenet-tf ensemble --recipe flagship` on the embedded sample,
+    one member (and its refit). Trained once; the CLI test and the accuracy guard below both read it
+    (read-only): the directory and what the command printed."""
+    out = tmp_path_factory.mktemp("flagship") / "demo"
+    printed = io.StringIO()
+    argv = ["ensemble", "--recipe", "flagship", "--data", "sample", "--members", "1", "--out", str(out)]
+    with contextlib.redirect_stdout(printed):
+        assert main([*argv, "--no-progress"]) == 0
+    return out, printed.getvalue()
+
+
+def test_flagship_cli_end_to_end(flagship_demo, kaggle_dir: Path, tmp_path: Path, capsys) -> None:
+    out, printed = flagship_demo
     # The flagship trains its members, then retrains each on all the labels; those write the submission.
-    assert "member 2/2" in printed and "refit member 2/2: trained" in printed and "submission:" in printed
-    assert (out / "submission.csv").is_file() and len(list((out / REFIT_DIR).glob("member_*.keras"))) == 2
+    # (One member here: tests/test_flagship.py::test_refit_run_resumes_and_writes_the_submission_from_refit_members
+    # refits two.)
+    assert "member 1/1" in printed and "refit member 1/1: trained" in printed and "submission:" in printed
+    assert (out / "submission.csv").is_file() and len(list((out / REFIT_DIR).glob("member_*.keras"))) == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["tta"] == FLAGSHIP["tta"] and metrics["config"]["train"]["augment"] is True
-    assert [m["epochs_run"] for m in metrics["refit_members"]] == [1, 1]
+    assert metrics["config"]["train"] == flagship_train_config().to_dict()  # the recipe, every field
+    assert [m["epochs_run"] for m in metrics["refit_members"]] == [FLAGSHIP["epochs"]]
     # `--no-refit` turns the recipe's refit off again (a new run directory: the members are the same).
     bare = tmp_path / "bare"
+    argv = ["ensemble", "--recipe", "flagship", "--data", str(kaggle_dir), "--members", "1", "--epochs", "1"]
     assert main([*argv, "--no-refit", "--out", str(bare), "--no-progress"]) == 0
     assert not (bare / REFIT_DIR).exists() and "refit" not in capsys.readouterr().out
 
@@ -264,26 +280,27 @@ def test_levers_never_see_the_digits_the_holdout_run_reports_on(tiny, tmp_path: 
 
     monkeypatch.setattr(levers_module, "_measure", fake_measure)
     measure_levers(tmp_path / "levers", data=tiny, names=("wide-b128",), progress=False, echo=lambda _: None)
-    held_out = prepare_job("lenet5-bn", None, protocol="holdout", split_seed=0, max_train=None, data=tiny,
-                           echo=lambda _: None)
+    held_out = prepare_job(
+        "lenet5-bn", None, protocol="holdout", split_seed=0, max_train=None, data=tiny, echo=lambda _: None
+    )
     split = seen[0]
     assert split.protocol == "holdout" and len(split.y_train) + len(split.y_val) == 600 - len(held_out.split.y_test)
     np.testing.assert_array_equal(split.test_rows, held_out.split.test_rows)
     assert "never read here" in (tmp_path / "levers" / "levers.md").read_text()
 
 
-def test_flagship_member_generalises_on_the_embedded_sample(sample, tmp_path: Path) -> None:
+def test_flagship_member_generalises_on_the_embedded_sample(flagship_demo) -> None:
     """The demo a newcomer runs first: one flagship member trained on the embedded sample must hold
     on its 1,000 held-out digits. With Keras' default batch-norm momentum (0.99) the inference
     statistics lagged the weights after the sample's ~330 steps: members scored 0.42-0.79."""
-    lines: list[str] = []
-    result = run_training(
-        JobSpec(model="lenet5-bn", members=1, train=flagship_train_config(), refit=True), tmp_path / "demo",
-        data=sample, progress=False, echo=lines.append,
-    )  # fmt: skip
-    assert result.metrics["ensemble"]["heldout_accuracy"] >= 0.97
+    out, printed = flagship_demo  # `ensemble --recipe flagship --data sample --members 1`, run once
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["model"]["name"] == "lenet5-bn" and len(metrics["members"]) == 1
+    assert metrics["config"]["train"] == flagship_train_config().to_dict()
+    assert metrics["ensemble"]["heldout_accuracy"] >= 0.97
     # The refit member (all 4,000 labels) wrote the demo's submission: it must hold too, and is the one reported.
-    refit = result.metrics["refit"]["heldout_accuracy"]
+    refit = metrics["refit"]["heldout_accuracy"]
+    lines = printed.splitlines()
     assert refit >= 0.97 and f"heldout accuracy of the members that wrote the submission: {refit:.4f}" in lines
 
 

@@ -163,7 +163,8 @@ NEEDS |= {f"{name}@study": None for name in opt.STRENGTHS}
 NEEDS |= {"tensorboard@study": None, "tensorboard@robustness": None}  # their trainings are no run's members
 # The other models have no dense L2 to leave off; the ledger records hold-outs only.
 NEEDS |= {"output_l2": ["--model", "optimized"], "holdout_ledger": ["--split", "holdout"]}
-SPECIAL = {"name@study": "dropout", "only@study": "relu", "model": "classic"}
+NEEDS |= {name: ["--executor", "ray"] for name in opt.RAY_OPTIONS}  # the Ray executor's own options
+SPECIAL = {"name@study": "dropout", "only@study": "relu", "model": "classic", "ray_address": "auto"}
 
 
 def _other_value(name: str, option: opt.Option, default: Any) -> str | None:
@@ -194,6 +195,10 @@ def _cases() -> list[tuple[str, str, type]]:
 
 def _landed(call: dict[str, Any], name: str, cls: type) -> Any:
     """Where option ``name`` of ``cls`` arrived in the recorded library ``call``."""
+    if cls is opt.ExecutorOptions:  # the executor object the command built
+        executor = call["executor"]
+        fields = {"executor": "name", "ray_address": "address", "ray_cpus": "cpus", "ray_gpus": "gpus"}
+        return getattr(executor, fields.get(name, "files"))
     spec = call.get("spec")
     if spec is not None and cls not in (opt.DataOptions, opt.OutputOptions, opt.ProgressOptions):
         if cls is opt.SubmissionOptions:

@@ -4,6 +4,7 @@ definition with test-time augmentation, final weights without early stopping."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -42,9 +43,9 @@ def test_import_alone_does_not_start_tensorflow_and_exports_the_api() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_run_training_returns_what_it_wrote(tiny, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    result = run_training(JobSpec(model="lenet5-wide", members=2, train=FAST), out, data=tiny, **QUIET)
+def test_run_training_returns_what_it_wrote(tiny, wide_run) -> None:
+    out, result = wide_run  # run_training(JobSpec(model="lenet5-wide", members=2, train=FAST), out, data=tiny)
+    assert result.metrics["config"]["train"] == FAST.to_dict() and not result.metrics["resumed"]
     assert isinstance(result, TrainingResult) and result.out == out
     assert isinstance(result.ensemble, Ensemble) and len(result.ensemble) == 2 and result.predictor is result.ensemble
     assert result.refit_ensemble is None and result.refit_members == []
@@ -83,10 +84,10 @@ def test_refit_added_to_a_finished_run_reuses_its_members(tiny, tmp_path: Path) 
     assert {p.name: p.stat().st_mtime_ns for p in (out / "members").iterdir()} == stamps
 
 
-def test_a_resumed_run_grows_but_never_shrinks(tiny, tmp_path: Path) -> None:
+def test_a_resumed_run_grows_but_never_shrinks(tiny, wide_run, tmp_path: Path) -> None:
     """Fewer members on a rerun would describe 1 member in metrics while predict --run loads 2."""
     out = tmp_path / "run"
-    run_training(JobSpec(model="lenet5-wide", members=2, train=FAST), out, data=tiny, **QUIET)
+    shutil.copytree(wide_run[0], out)  # a finished run of JobSpec(model="lenet5-wide", members=2, train=FAST)
     with pytest.raises(LenetError, match="holds 2 trained members; ask for at least 2"):
         run_training(JobSpec(model="lenet5-wide", members=1, train=FAST), out, data=tiny, **QUIET)
 

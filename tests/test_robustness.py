@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -140,10 +141,10 @@ def test_robustness_outputs_summary_and_resume(tiny, tmp_path: Path) -> None:
         robustness(changed, out, data=tiny, progress=False, echo=lambda _: None)
 
 
-def test_robustness_attacks_a_finished_ensemble_run(tiny, tmp_path: Path) -> None:
+def test_robustness_attacks_a_finished_ensemble_run(tiny, wide_run, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    spec = JobSpec(model="mlp", members=2, train=TrainConfig(epochs=1, patience=1))
-    metrics = run_training(spec, run, data=tiny, progress=False, echo=lambda _: None).metrics
+    shutil.copytree(wide_run[0], run)  # a finished run: 2 wide LeNet-5 members, one epoch (conftest.py)
+    metrics = wide_run[1].metrics
     out = tmp_path / "rob"
     attack = RobustnessSpec(run=str(run), adversarial_training=False, epsilons=(0.0, 0.2), examples=2)
     result = robustness(attack, out, data=tiny, progress=False, echo=lambda _: None)
@@ -152,9 +153,9 @@ def test_robustness_attacks_a_finished_ensemble_run(tiny, tmp_path: Path) -> Non
     # the loaded ensemble is the run's averaged model: its clean accuracy is the run's own figure
     assert item["clean_accuracy"] == pytest.approx(metrics["ensemble"]["val_accuracy"])
     assert item["accuracy"]["0"] == item["clean_accuracy"] and "adversarial" not in result["variants"]
-    assert result["config"]["run_members"] == 2 and result["config"]["model"]["name"] == "mlp"
+    assert result["config"]["run_members"] == 2 and result["config"]["model"]["name"] == "lenet5-wide"
 
-    with pytest.raises(LenetError, match="holds a 'mlp' run, not --model 'standard'"):
+    with pytest.raises(LenetError, match="holds a 'lenet5-wide' run, not --model 'standard'"):
         robustness(RobustnessSpec(model="standard", run=str(run)), tmp_path / "x", data=tiny, echo=lambda _: None)
     other = type(tiny)(tiny.train_images[:500], tiny.train_labels[:500], None, None, source="other digits")
     with pytest.raises(LenetError, match="was trained on other data"):

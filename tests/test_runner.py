@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -75,19 +76,30 @@ def test_an_error_after_ctrl_c_is_the_interruption(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "items" / "item_0" / "metrics.json").exists()  # checked before each item
 
 
+@pytest.fixture(scope="module")
+def finished_evaluation(tiny, tmp_path_factory):
+    """One finished evaluation (an MLP, one repeat of one epoch), trained once for the damage cases below."""
+    from lenet_tf.experiments.evaluation import EvaluationSpec, evaluate
+    from lenet_tf.training import TrainConfig
+
+    spec = EvaluationSpec(model="mlp", repeats=1, max_train=200, train=TrainConfig(epochs=1))
+    out = tmp_path_factory.mktemp("evaluation") / "run"
+    evaluate(spec, out, data=tiny, progress=False, echo=lambda _: None)
+    return spec, out
+
+
 @pytest.mark.parametrize(
     "damage",
     [[1, 2], {}, {"test_accuracy": "high"}, "the record", None],
     ids=["a list", "empty", "a string figure", "a string", "null"],
 )
-def test_a_damaged_item_record_is_named_in_one_line(damage, tiny, tmp_path: Path) -> None:
+def test_a_damaged_item_record_is_named_in_one_line(damage, finished_evaluation, tiny, tmp_path: Path) -> None:
     """Issue 28: every JSON a command reads back: an item's record edited or damaged after it was
     written gives one LenetError naming it, never a traceback or a wrong figure."""
-    from lenet_tf.experiments.evaluation import EvaluationSpec, evaluate
-    from lenet_tf.training import TrainConfig
+    from lenet_tf.experiments.evaluation import evaluate
 
-    spec = EvaluationSpec(model="mlp", repeats=1, max_train=200, train=TrainConfig(epochs=1))
-    evaluate(spec, tmp_path / "run", data=tiny, progress=False, echo=lambda _: None)
+    spec, finished = finished_evaluation
+    shutil.copytree(finished, tmp_path / "run")  # this case's own copy of the finished evaluation
     record = tmp_path / "run" / "repeats" / "repeat_01" / "metrics.json"
     record.write_text(json.dumps(damage))
     with pytest.raises(LenetError, match=r"repeat_01") as raised:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lenet_tf import __version__
 from lenet_tf.cli import main
 from lenet_tf.errors import LenetError
+from lenet_tf.options import complete_run_record
 from lenet_tf.rundir import SCHEMA_VERSION, markdown_table, open_run, read_json, record_written, write_json, write_text
 
 VERSIONS = {"schema_version": SCHEMA_VERSION, "lenet_tf_version": __version__}
@@ -39,9 +40,9 @@ def test_a_run_recorded_before_a_training_field_existed_resumes_at_its_neutral_v
     now = TrainConfig(epochs=3).to_dict()
     before = {k: v for k, v in now.items() if k != "ema_momentum"}  # as written before the weight average
     write_json(run / "config.json", {"model": "standard", "train": before, **VERSIONS})
-    assert open_run(run, {"model": "standard", "train": now}) is True
+    assert open_run(run, {"model": "standard", "train": now}, complete=complete_run_record) is True
     with pytest.raises(LenetError, match=r"different configuration \(train.ema_momentum: 0.0 there, 0.999 now\)"):
-        open_run(run, {"model": "standard", "train": {**now, "ema_momentum": 0.999}})
+        open_run(run, {"model": "standard", "train": {**now, "ema_momentum": 0.999}}, complete=complete_run_record)
 
 
 # config.json as main wrote it before schema 2 (no version; seeds derived as base * 1000 + index).

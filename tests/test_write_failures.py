@@ -77,11 +77,11 @@ def test_full_disk_names_each_file_and_leaves_no_partial_file(tmp_path: Path) ->
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [".lenet_tf_files", "config.json"]
 
 
-def test_full_disk_on_the_command_line_is_one_line_naming_the_file(tmp_path: Path) -> None:
+def test_full_disk_on_the_command_line_is_one_line_naming_the_file(kaggle_dir: Path, tmp_path: Path) -> None:
     script = FULL_DISK + "import sys\nfrom lenet_tf.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     out = tmp_path / "explore"
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), "explore", "--data", "sample", "--out", str(out)],
+        [sys.executable, "-c", textwrap.dedent(script), "explore", "--data", str(kaggle_dir), "--out", str(out)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]

@@ -161,6 +161,7 @@ def baselines(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    executor: Any = None,
 ) -> ExperimentResult:
     """Fit (or resume) every grid cell into ``out`` and return the results (baselines.json)."""
     spec.validate()
@@ -211,7 +212,9 @@ def baselines(
         "baselines", plan, run_item, write_outputs, unit="fit",
         postfix=lambda item, record: {"cell": item["cell"], "val": f"{record['val_accuracy']:.4f}"},
     )  # fmt: skip
-    run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    run = run_experiment(
+        experiment, out, config, force=force, progress=progress, echo=echo, executor=executor
+    )
     _echo_best(run.report["cells"], echo)
     echo(f"baselines: {out}/baselines.json, baselines.md, baselines.png")
     return run

@@ -17,7 +17,6 @@ Results: ``<out>/benchmark.json`` and ``<out>/benchmark.md`` with the machine in
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -36,6 +35,7 @@ from ..data import DigitData, load_data, prepare, split_data, subsample
 from ..ensemble import FLAGSHIP, Ensemble, flagship_train_config
 from ..errors import LenetError
 from ..models import BUILDERS, get_builder
+from ..options import BenchmarkOptions, DataOptions, ScriptParser
 from ..rundir import environment, markdown_table, write_json, write_text
 from ..training import PREDICT_BATCH, TrainConfig, _inputs, _trainer, fit, members_together, set_seed
 
@@ -241,14 +241,16 @@ def _ratio_range(ratios: list[float]) -> str:
     return f"{min(ratios):.2f}–{max(ratios):.2f}"
 
 
+def build_parser() -> ScriptParser:
+    """The module's command line, from its option classes (bounds, defaults and help declared once)."""
+    return ScriptParser(
+        "benchmark", [(DataOptions, ("test",)), (BenchmarkOptions, ())],
+        prog="python -m lenet_tf.experiments.benchmark", description=__doc__.splitlines()[0],
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lenet_tf.experiments.benchmark", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--data", help="data source as for lenet-tf (default: ./data/ or the embedded sample)")
-    parser.add_argument("--out", default="results/bench", help="results directory (default results/bench)")
-    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not for reporting)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_checked(argv)  # a bad value: one line, exit status 2
     try:
         results = run(args.data, Path(args.out), quick=args.quick)
     except LenetError as exc:

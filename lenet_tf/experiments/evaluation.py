@@ -134,6 +134,7 @@ def evaluate(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    executor: Any = None,
 ) -> ExperimentResult:
     """Run (or resume) a repeated-training evaluation into ``out`` and return its results."""
     spec.validate()
@@ -177,7 +178,9 @@ def evaluate(
 
     experiment = Experiment("evaluation", plan, run_item, write_outputs, load_item=_read_repeat, on_item=on_item,
                             unit="repeat")  # fmt: skip
-    run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    run = run_experiment(
+        experiment, out, config, force=force, progress=progress, echo=echo, executor=executor
+    )
     on_disk = run["repeats_on_disk"]
     if on_disk > spec.repeats:
         echo(f"note: {on_disk} finished repeats are on disk; this summary uses the first {spec.repeats}"

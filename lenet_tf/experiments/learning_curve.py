@@ -56,6 +56,7 @@ def learning_curve(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    executor: Any = None,
 ) -> ExperimentResult:
     """Compute (or resume) a learning curve into ``out`` and return it."""
     spec.validate()
@@ -102,7 +103,9 @@ def learning_curve(
         "learning curve", plan, run_item, write_outputs, unit="fit",
         postfix=lambda item, record: {"size": item["size"], "test": f"{record['test_accuracy']:.3f}"},
     )  # fmt: skip
-    run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    run = run_experiment(
+        experiment, out, config, force=force, progress=progress, echo=echo, executor=executor
+    )
     echo(f"learning curve: {out}/learning_curve.json, learning_curve.md, learning_curve.png")
     return run
 

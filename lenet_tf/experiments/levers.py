@@ -124,9 +124,11 @@ def measure_levers(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    executor: Any = None,
 ) -> list[dict[str, Any]]:
-    """Train every lever (or those in ``names``) once, each an item of the shared resumable runner,
-    and write ``levers.json`` / ``levers.md``; return the rows (one per lever)."""
+    """Train every lever (or those in ``names``) once, each an item of the shared resumable runner
+    (run by ``executor``: serial, or Ray tasks), and write ``levers.json`` / ``levers.md``; return
+    the rows (one per lever)."""
     levers = _chosen_levers(names, epochs)
     # The holdout protocol's split: levers choose the recipe, so they train and validate on its 90 %
     # and never read the 10 % that `lenet-tf ensemble --split holdout` reports the chosen recipe on.
@@ -155,7 +157,7 @@ def measure_levers(
     )  # fmt: skip
     config = {"kind": "levers", "data_fingerprint": job.data.fingerprint(), "max_train": max_train, "seed": seed,
               "protocol": LEVERS_PROTOCOL}  # fmt: skip
-    result = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    result = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo, executor=executor)
     echo(f"results: {out}/levers.md, levers.json")
     return result.report["levers"]
 
@@ -228,27 +230,37 @@ def levers_markdown(summary: dict[str, Any], unfinished: str = "") -> str:
     )
 
 
+def build_parser() -> options.ScriptParser:
+    """The module's command line, from its option classes (bounds, defaults and help declared once)."""
+    groups = [(options.DataOptions, ("test",)), (options.LeversOptions, ()), (options.OutputOptions, ("out",)),
+              (options.ProgressOptions, ()), (options.ExecutorOptions, ())]  # fmt: skip
+    return options.ScriptParser(
+        "levers", groups, prog="python -m lenet_tf.experiments.levers", description=__doc__.split("\n\n")[0]
+    )
+
+
+def _executor(args: Any) -> Any:
+    """The executor the options ask for, checked (Ray installed, its cluster answering) before the data is read."""
+    from .executors import make_executor
+
+    executor = make_executor(options.ExecutorOptions(**options.values_for(options.ExecutorOptions, args)),
+                             options.cli_words(options.ExecutorOptions))  # fmt: skip
+    if executor.name != "serial":
+        executor.check()
+    return executor
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m lenet_tf.experiments.levers --data ZIP --out DIR [--only a,b] [--epochs N]``."""
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m lenet_tf.experiments.levers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="data source, as for lenet-tf")
-    parser.add_argument("--out", default="results/levers", help="output directory (default results/levers)")
-    parser.add_argument("--only", help="comma-separated lever names (default all)")
-    # The bounds are the options' own (options.py): --max-train 0 once trained on all the data.
-    epochs, max_train = options.all_options(options.TrainConfig)["epochs"], options.all_options(options.SeedOptions)
-    parser.add_argument("--epochs", type=epochs.parse, help=f"cap every lever at this many epochs ({epochs.wanted()})")
-    parser.add_argument("--max-train", type=max_train["max_train"].parse, help=max_train["max_train"].help)
-    parser.add_argument("--force", action="store_true", help="discard a different run in --out")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_checked(argv)  # a bad value: one line, exit status 2
     names = tuple(n.strip() for n in args.only.split(",")) if args.only else None
     try:
+        executor = _executor(args)
         measure_levers(
             args.out, source=args.data, names=names, epochs=args.epochs, max_train=args.max_train,
-            force=args.force, progress=not args.no_progress,
+            force=args.force, progress=not args.no_progress, executor=executor,
         )  # fmt: skip
     except LenetError as exc:
         print(f"levers: error: {exc}", file=sys.stderr)

@@ -266,6 +266,7 @@ def robustness(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    executor: Any = None,
 ) -> ExperimentResult:
     """Run (or resume) the FGSM study into ``out`` and return its results (robustness.json)."""
     spec.validate()
@@ -310,7 +311,9 @@ def robustness(
         on_item=on_item, unit="model",
         postfix=lambda item, record: {"variant": item["variant"], "clean": f"{record['clean_accuracy']:.3f}"},
     )  # fmt: skip
-    run = run_experiment(experiment, out, subject.config, force=force, progress=progress, echo=echo)
+    run = run_experiment(
+        experiment, out, subject.config, force=force, progress=progress, echo=echo, executor=executor
+    )
     echo(f"robustness: {out}/robustness.json, robustness.md, accuracy_vs_epsilon.png, adversarial_examples_*.png")
     return run
 

@@ -16,8 +16,9 @@ for all experiments:
 * turns an error raised after Ctrl-C into the interruption (:mod:`lenet_tf.interrupts`): the
   command line then says "run the same command again to resume".
 
-The items run one after another in this process; a distributed executor would plug in at
-:func:`_run_pending`.
+An executor (:mod:`.executors`) runs the pending items: ``serial`` here, one after another, or
+``ray`` as tasks on a cluster, finished in any order. Each item is claimed before it runs
+(:mod:`.claims`), so two commands pointed at one run directory never train the same item.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ from tqdm.auto import tqdm
 
 from .. import interrupts
 from ..errors import LenetError
-from ..rundir import open_run, read_json, write_json
+from ..options import complete_run_record
+from ..rundir import atomic_write, open_run, read_json, record_written, remove_partial_files, write_json
 from ..seeds import check_seed
+from .claims import Claim, RunLock, others_running
+from .executors import resolve_executor
 
 ITEM_FILE = "metrics.json"
 
@@ -140,15 +144,31 @@ def run_experiment(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    executor: Any = None,
 ) -> ExperimentResult:
-    """Open or resume ``out`` for ``config``, run the plan's unfinished items, write the outputs."""
+    """Open or resume ``out`` for ``config``, run the plan's unfinished items, write the outputs.
+
+    ``executor`` (:func:`.executors.resolve_executor`; None: serial) runs the items; it is not part of the
+    configuration, so a run started serially can be finished on a cluster and back."""
     out = Path(out)
     if "seed" in config:
         check_seed(config["seed"])  # before anything is written: derived seeds need it in range
-    resumed = open_run(out, config, force=force)
-    if resumed:
-        echo(f"resuming the {experiment.name} in {out}: finished items are not run again")
-    records = _run_pending(experiment, out, progress)
+    if force and others_running(out):
+        raise LenetError(f"{out}: another lenet_tf process is running this run; --force cannot discard it now")
+    executor = resolve_executor(executor)
+    with executor.session():
+        resumed = open_run(out, config, force=force, keep_partial=True, complete=complete_run_record)
+        lock = RunLock(out)
+        try:
+            if lock.alone():  # no other driver is writing here: what a killed one left is debris
+                remove_partial_files(out)
+            lock.share()
+            record_written(lock.path)
+            if resumed:
+                echo(f"resuming the {experiment.name} in {out}: finished items are not run again")
+            records = _Pending(experiment, out, progress, echo).run(executor)
+        finally:
+            lock.release()
     report, paths = _write_outputs(experiment, records, out, resumed)
     return ExperimentResult(out, dict(config), records, report, paths, resumed)
 
@@ -165,38 +185,92 @@ def _write_outputs(experiment: Experiment, records: Records, out: Path, resumed:
                          f"{str(exc)[:60]}); delete that item's folder to run it again, or use another --out") from exc
 
 
-def _run_pending(experiment: Experiment, out: Path, progress: bool) -> Records:
-    """Every item of the plan, finished: loaded when on disk, else run (outputs rewritten first)."""
-    load = experiment.load_item or read_item
-    records: Records = []
-    written = 0  # how many finished items the outputs on disk cover (this process)
-    bar = tqdm(total=len(experiment.plan), desc=experiment.name, unit=experiment.unit, disable=not progress)
-    try:
-        with interrupts.as_interruption():
-            for item in experiment.plan:
-                directory = out / item.path
-                record = load(item, directory)
-                resumed = record is not None
-                if record is None:
-                    if records and written != len(records):
-                        experiment.write_outputs(records, Progress(len(records), len(experiment.plan)))
-                        written = len(records)
-                    interrupts.check()
-                    record = experiment.run_item(item, directory)
-                    write_json(directory / ITEM_FILE, record)  # last: present = finished
-                records.append((item, record))
-                bar.update(1)
-                try:
-                    if experiment.postfix is not None:
-                        bar.set_postfix(experiment.postfix(item, record))
-                    if experiment.on_item is not None:
-                        experiment.on_item(item, record, resumed)
-                except (KeyError, TypeError, ValueError, IndexError) as exc:
-                    if not resumed:
-                        raise
-                    raise LenetError(f"{directory / ITEM_FILE}: this finished item's record cannot be read back"
-                                     f" ({type(exc).__name__}: {str(exc)[:60]}); delete {directory} to run it again"
-                                     ) from exc  # fmt: skip
-    finally:
-        bar.close()
-    return records
+class _Pending:
+    """The plan's items brought to finished: loaded when on disk, else claimed and run by the
+    executor; items another driver holds are waited for (then loaded, or run when it died)."""
+
+    def __init__(self, experiment: Experiment, out: Path, progress: bool, echo: Callable[[str], None]):
+        self.experiment, self.out, self.echo = experiment, out, echo
+        self.finished: dict[int, dict[str, Any]] = {}
+        self.index = {item.path: i for i, item in enumerate(experiment.plan)}
+        self.claims: dict[str, Claim] = {}
+        self.told: set[str] = set()  # items whose other driver has been named
+        self.written = 0  # how many finished items the outputs on disk cover (this process)
+        self.bar = tqdm(total=len(experiment.plan), desc=experiment.name, unit=experiment.unit, disable=not progress)
+
+    def run(self, executor: Any) -> Records:
+        """Until every item is finished: the executor runs those this driver can claim; when
+        another driver holds all that are left, wait for one of them and look again."""
+        try:
+            with interrupts.as_interruption():
+                while pending := self._unfinished():
+                    if not executor.run(pending, self._claim, self.experiment.run_item, self._done, self._refresh):
+                        Claim(self.out, pending[0][0].path).wait()
+        finally:
+            for claim in self.claims.values():
+                claim.release()
+            self.bar.close()
+        return self.records()
+
+    def records(self) -> Records:
+        return [(item, self.finished[i]) for i, item in enumerate(self.experiment.plan) if i in self.finished]
+
+    def _unfinished(self) -> list[tuple[Item, Path]]:
+        """The items not finished yet, after loading those finished on disk (by anyone)."""
+        pending = []
+        for i, item in enumerate(self.experiment.plan):
+            if i not in self.finished and not self._load(item):
+                pending.append((item, self.out / item.path))
+        return pending
+
+    def _load(self, item: Item) -> bool:
+        record = (self.experiment.load_item or read_item)(item, self.out / item.path)
+        if record is not None:
+            self._finish(item, record, resumed=True)
+        return record is not None
+
+    def _claim(self, item: Item) -> bool:
+        """Whether this driver may run ``item`` now: not finished meanwhile by another driver,
+        and claimed (else its holder is named once)."""
+        if self._load(item):
+            return False
+        claim = Claim(self.out, item.path)
+        if claim.try_acquire():
+            self.claims[item.path] = claim
+            return True
+        if item.path not in self.told:
+            self.told.add(item.path)
+            self.echo(f"{item.path}: {claim.holder} is running it; running the others, then waiting for it")
+        return False
+
+    def _done(self, item: Item, record: dict[str, Any], files: Mapping[str, bytes] | None) -> None:
+        """An item the executor finished: its files (when they came back from another node), then
+        its record (written last: present = finished), then its claim let go."""
+        directory = self.out / item.path
+        for name, content in (files or {}).items():
+            atomic_write(directory / name, lambda tmp, content=content: tmp.write_bytes(content))
+        write_json(directory / ITEM_FILE, record)
+        self.claims.pop(item.path).release()
+        self._finish(item, record, resumed=False)
+
+    def _refresh(self) -> None:
+        """Rewrite the outputs when items finished since they were last written."""
+        if self.finished and self.written != len(self.finished):
+            self.experiment.write_outputs(self.records(), Progress(len(self.finished), len(self.experiment.plan)))
+            self.written = len(self.finished)
+
+    def _finish(self, item: Item, record: dict[str, Any], resumed: bool) -> None:
+        self.finished[self.index[item.path]] = record
+        self.bar.update(1)
+        try:
+            if self.experiment.postfix is not None:
+                self.bar.set_postfix(self.experiment.postfix(item, record))
+            if self.experiment.on_item is not None:
+                self.experiment.on_item(item, record, resumed)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            if not resumed:
+                raise
+            directory = self.out / item.path
+            raise LenetError(f"{directory / ITEM_FILE}: this finished item's record cannot be read back"
+                             f" ({type(exc).__name__}: {str(exc)[:60]}); delete {directory} to run it again"
+                             ) from exc  # fmt: skip

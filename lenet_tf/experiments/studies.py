@@ -232,6 +232,7 @@ def study(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    executor: Any = None,
 ) -> ExperimentResult:
     """Run (or resume) a training study into ``out`` and return its results (study.json)."""
     spec.validate()
@@ -281,7 +282,9 @@ def study(
         "study", plan, run_item, write_outputs, load_item=partial(_read_training, configs), on_item=on_item, unit="fit",
         postfix=lambda item, record: {"config": item["label"], "test": f"{record['test_accuracy']:.3f}"},
     )  # fmt: skip
-    run = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo)
+    run = run_experiment(
+        experiment, out, config, force=force, progress=progress, echo=echo, executor=executor
+    )
     echo(f"study: {out}/" + ", ".join(path.name for path in run.paths.values()))
     return run
 

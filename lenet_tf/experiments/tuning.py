@@ -440,7 +440,7 @@ def _open_search(out: Path, config: dict[str, Any], *, overwrite: bool, role: st
     try:
         if overwrite and (out / CONFIG_FILE).is_file():
             clear_run(out)  # afresh even when the configuration is the same
-        resumed = open_run(out, recorded, force=overwrite)
+        resumed = open_run(out, recorded, force=overwrite, complete=options.complete_run_record)
     except LenetError as exc:
         if role != "worker":
             raise
