@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny real digits, CSV writers, the shared Kaggle zip (skipped when absent)."""
+"""Shared fixtures: tiny real digits, CSV writers, a finished tiny run, the shared Kaggle zip (skipped when absent)."""
 
 from __future__ import annotations
 

@@ -129,8 +129,8 @@ def test_refit_trains_a_fixed_number_of_epochs_without_validation(tiny) -> None:
     assert len(result.history["accuracy"]) == 3 and "val_accuracy" not in result.history
 
 
-def test_tta_averages_augmented_copies(tiny) -> None:
-    model, _ = train(wide_lenet5, split_data(tiny, "deployment"), config=FAST, progress=False)
+def test_tta_averages_augmented_copies(tiny, wide_run) -> None:
+    model = wide_run[1].ensemble.members[0]  # a trained wide LeNet-5 (conftest.py), used read-only
     plain = predict_proba(model, tiny.test_images)
     averaged = predict_proba(model, tiny.test_images, tta=2, seed=1)
     assert averaged.shape == plain.shape
