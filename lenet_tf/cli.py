@@ -273,19 +273,6 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
     return common
 
 
-def _executor(args: argparse.Namespace) -> Any:
-    """The executor the options ask for, checked before any data is read (Ray there, its cluster
-    answering); Ray itself starts when the experiment runs."""
-    from .experiments.executors import make_executor
-
-    words = opt.cli_words(opt.ExecutorOptions)
-    options = opt.validate(opt.ExecutorOptions(**opt.values_for(opt.ExecutorOptions, args)), words)
-    executor = make_executor(options, words)
-    if executor.name != "serial":
-        executor.check()
-    return executor
-
-
 def _models(args: argparse.Namespace) -> None:
     quiet_tensorflow_import()
     from .models import BUILDERS
@@ -478,8 +465,10 @@ COMMANDS: dict[str, Command] = {
 
 
 def _run(args: argparse.Namespace) -> None:
-    if hasattr(args, "executor"):
-        args.executor_ = _executor(args)
+    if hasattr(args, "executor"):  # checked before any command reads data
+        from .experiments.executors import executor_from_args
+
+        args.executor_ = executor_from_args(args)
     COMMANDS[args.command].run(args)
 
 

@@ -55,7 +55,7 @@ def _describe(handle: IO[str]) -> str:
 
 
 class Claim:
-    """An exclusive lock on one item of a run (``claim.held`` False: another process has it)."""
+    """An exclusive lock on one item of a run."""
 
     def __init__(self, run: Path, item_path: str):
         self.path = Path(run) / CLAIMS_DIR / (item_path.replace("/", "__") + ".lock")
@@ -92,10 +92,6 @@ class Claim:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
-
-    @property
-    def held(self) -> bool:
-        return self._handle is not None
 
 
 class RunLock:

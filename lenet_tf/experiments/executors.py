@@ -217,6 +217,18 @@ def make_executor(options: Any = None, words: Mapping[str, str] | None = None) -
     return RayExecutor(options.ray_address, options.ray_cpus, options.ray_gpus, options.ray_files, words)
 
 
+def executor_from_args(args: Any) -> SerialExecutor | RayExecutor:
+    """The executor a parsed command line asks for (its errors naming the flags), checked before
+    any data is read: Ray installed, its cluster answering. Ray itself starts when the run does."""
+    from ..options import ExecutorOptions, cli_words, validate, values_for
+
+    words = cli_words(ExecutorOptions)
+    executor = make_executor(validate(ExecutorOptions(**values_for(ExecutorOptions, args)), words), words)
+    if executor.name != "serial":
+        executor.check()
+    return executor
+
+
 def resolve_executor(executor: Any) -> Any:
     """What an experiment's ``executor`` parameter may be: None or ``"serial"``, ``"ray"`` (a local
     Ray instance), an :class:`~lenet_tf.options.ExecutorOptions` (checked, errors naming its fields)

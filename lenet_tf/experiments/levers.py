@@ -28,6 +28,7 @@ from ..pipeline import prepare_job
 from ..rundir import environment, markdown_table, write_json, write_text
 from ..seeds import member_seed
 from ..training import TrainConfig, train, train_together
+from .executors import executor_from_args
 from .runner import Experiment, Item, Progress, Records, read_item, run_experiment
 
 LEVERS_DIR = "levers"
@@ -239,17 +240,6 @@ def build_parser() -> options.ScriptParser:
     )
 
 
-def _executor(args: Any) -> Any:
-    """The executor the options ask for, checked (Ray installed, its cluster answering) before the data is read."""
-    from .executors import make_executor
-
-    executor = make_executor(options.ExecutorOptions(**options.values_for(options.ExecutorOptions, args)),
-                             options.cli_words(options.ExecutorOptions))  # fmt: skip
-    if executor.name != "serial":
-        executor.check()
-    return executor
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m lenet_tf.experiments.levers --data ZIP --out DIR [--only a,b] [--epochs N]``."""
     import sys
@@ -257,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_checked(argv)  # a bad value: one line, exit status 2
     names = tuple(n.strip() for n in args.only.split(",")) if args.only else None
     try:
-        executor = _executor(args)
+        executor = executor_from_args(args)
         measure_levers(
             args.out, source=args.data, names=names, epochs=args.epochs, max_train=args.max_train,
             force=args.force, progress=not args.no_progress, executor=executor,
