@@ -75,13 +75,13 @@ standard classic optimized: install
 	$(BIN)/lenet-tf train --model $@ $(DATA_ARG) $(FIT_ARGS) $(OUT_ARG) $(ARGS)
 
 # The flagship: 3 batch-normalised LeNet-5s (lenet5-bn), 15 epochs, augmentation, batch 128, cosine decay,
-# 8 steps per execution, no TTA, then each member refit on all labels (lenet-tf ensemble --recipe flagship).
+# 8 steps per execution, no TTA, then each member refit on all labels (lenet-tf ensemble, its default recipe).
 ensemble: install
-	$(BIN)/lenet-tf ensemble --recipe flagship $(MEMBERS_ARG) $(FIT_ARGS) $(DATA_ARG) $(OUT_ARG) $(ARGS)
+	$(BIN)/lenet-tf ensemble $(MEMBERS_ARG) $(FIT_ARGS) $(DATA_ARG) $(OUT_ARG) $(ARGS)
 
 # The reference study's ensemble: 10 optimized LeNets, batch 32, Adam 1e-3, patience 5 (hours on a CPU).
 ensemble-reference: install
-	$(BIN)/lenet-tf ensemble $(MEMBERS_ARG) $(DATA_ARG) $(FIT_ARGS) --out $(or $(OUT),results/ensemble-reference) $(ARGS)
+	$(BIN)/lenet-tf ensemble --recipe reference $(MEMBERS_ARG) $(DATA_ARG) $(FIT_ARGS) --out $(or $(OUT),results/ensemble-reference) $(ARGS)
 
 # The flagship's levers, one member each, from the reference protocol to the flagship → results/levers/.
 levers: install
@@ -125,7 +125,7 @@ clean:
 
 # Data exploration: figures + summary.md into results/explore/ (MODEL_RUN=dir adds test predictions).
 explore: install
-	$(BIN)/lenet-tf explore $(DATA_ARG) $(OUT_ARG) $(call arg,MODEL_RUN,--model-run) $(ARGS)
+	$(BIN)/lenet-tf explore $(DATA_ARG) $(OUT_ARG) $(call arg,MODEL_RUN,--run) $(ARGS)
 
 # Execute the study notebook headless (FAST=1: fast mode, a couple of minutes); the executed copy,
 # figures inline, goes to results/notebook/ and the committed notebook keeps no outputs.

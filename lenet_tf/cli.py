@@ -33,7 +33,7 @@ the Kaggle files, else the embedded sample.
 examples:
   lenet-tf ensemble --data digit-recognizer.zip            # 10 optimized LeNets + submission
   lenet-tf train --model classic --data data/ --out results/classic
-  lenet-tf predict --run results/ensemble --data data/ --output submission.csv
+  lenet-tf predict --run results/ensemble --data data/ --submission submission.csv
   lenet-tf tune --data digit-recognizer.zip --trials 200     # Bayesian search → results/tune/
   lenet-tf baselines --data digit-recognizer.zip             # kNN / random-forest grids → results/baselines/
   lenet-tf robustness --model standard --data data/          # FGSM, adversarial training → results/robustness-standard/
@@ -91,12 +91,17 @@ def _fit_defaults(spec: type) -> dict[str, Any]:
     return opt.values_to_dests(train)
 
 
+def _test_file(spec: type | None = None) -> list[Group]:
+    """``--test``, for the commands that predict test digits (train, ensemble, predict, explore)."""
+    return [("test file", opt.TestFileOptions, {})] if spec in (None, opt.JobOptions) else []
+
+
 def _groups(
     spec: type, defaults: Mapping[str, Any], *, fit: bool = True, output: str | None = None, runner: bool = False
 ) -> list[Group]:
     """The usual groups: data, the spec's own options, the fit options, output, progress; and, for
     the experiments the shared runner serves (``runner``), where their items run."""
-    groups: list[Group] = [("data", opt.DataOptions, {}), ("options", spec, defaults)]
+    groups: list[Group] = [("data", opt.DataOptions, {}), *_test_file(spec), ("options", spec, defaults)]
     if fit:
         groups.append(("fit options", opt.TrainConfig, _fit_defaults(spec)))
     groups += [("output", opt.OutputOptions, {"out": output}), ("progress", opt.ProgressOptions, {})]
@@ -116,17 +121,23 @@ class Command:
     extra: Callable[[argparse.ArgumentParser], None] | None = None  # options outside the specs
 
 
+# One default for `lenet-tf ensemble` and `make ensemble`: the flagship, the package's recipe for a
+# submission (minutes); the reference's 10 optimized LeNets take hours on a CPU (make ensemble-reference).
+ENSEMBLE_RECIPE = "flagship"
+
+
 def _recipe(parser: argparse.ArgumentParser) -> None:
     flagship = " ".join(_flag(k, v) for k, v in opt.FLAGSHIP.items())
     parser.add_argument(
-        "--recipe", choices=tuple(opt.RECIPES), default="reference",
-        help=f"defaults of the options above: reference (the study's protocol) or flagship ({flagship});"
-        " options given explicitly still win",
+        "--recipe", choices=tuple(opt.RECIPES), default=ENSEMBLE_RECIPE,
+        help=f"defaults of the options above: flagship ({flagship}; make ensemble) or reference (the study's "
+        "10 optimized LeNets, hours on a CPU; make ensemble-reference); options given explicitly still win",
     )  # fmt: skip
 
 
 def _tune_extra(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="results/tune", help="results directory (default results/tune)")
+    out = opt.default_out("tune")
+    parser.add_argument("--out", default=out, help=f"results directory (default {out})")
     parser.add_argument(
         "--overwrite", "--force", dest="overwrite", action="store_true",
         help="discard the search in --out and start afresh (chief or single machine)",
@@ -168,7 +179,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     options given explicitly still override."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    recipe = opt.RECIPES.get(getattr(args, "recipe", None) or "reference")
+    recipe = opt.RECIPES.get(getattr(args, "recipe", None) or "reference")  # commands without --recipe: none
     if recipe:
         args._commands[args.command].set_defaults(**recipe)
         args = parser.parse_args(argv)
@@ -248,7 +259,7 @@ def _data(args: argparse.Namespace, *, tensorflow: bool = True) -> Any:
     ``predict`` reads the test images alone: it never uses the training rows."""
     from .data import load_data, load_test_data
 
-    data = (load_test_data if args.command == "predict" else load_data)(args.data, test=args.test)
+    data = (load_test_data if args.command == "predict" else load_data)(args.data, test=getattr(args, "test", None))
     if tensorflow:
         quiet_tensorflow_import()
     return data
@@ -295,7 +306,7 @@ def _compare(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     model, members = _model_and_members(args)
     kwargs = _spec_kwargs(opt.JobOptions, args, model=model, members=members)
-    out = args.out or ("results/ensemble" if args.command == "ensemble" else f"results/{model}")
+    out = args.out or (opt.default_out("ensemble") if args.command == "ensemble" else opt.default_out("train", model))
     _out(args, out, files=[args.submission or Path(out) / "submission.csv"])
     data = _data(args)
     from .pipeline import JobSpec, run_training
@@ -307,7 +318,7 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     model, members = _model_and_members(args)
     kwargs = _spec_kwargs(opt.EvaluationOptions, args, model=model, members=members)
-    out = _out(args, f"results/evaluate-{args.model}")
+    out = _out(args, opt.default_out("evaluate", args.model))
     data = _data(args)
     from .experiments.evaluation import EvaluationSpec, evaluate
 
@@ -317,7 +328,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _learning_curve(args: argparse.Namespace) -> None:
     model, members = _model_and_members(args)
     kwargs = _spec_kwargs(opt.LearningCurveOptions, args, model=model, members=members)
-    out = _out(args, f"results/learning-curve-{args.model}")
+    out = _out(args, opt.default_out("learning-curve", args.model))
     data = _data(args)
     from .experiments.learning_curve import LearningCurveSpec, learning_curve
 
@@ -326,7 +337,7 @@ def _learning_curve(args: argparse.Namespace) -> None:
 
 def _robustness(args: argparse.Namespace) -> None:
     kwargs = _spec_kwargs(opt.RobustnessOptions, args)
-    out = _out(args, f"results/robustness-{args.model or _run_name(args.run)}")
+    out = _out(args, opt.default_out("robustness", args.model or _run_name(args.run)))
     data = _data(args)
     from .experiments.robustness import RobustnessSpec, robustness
 
@@ -340,7 +351,7 @@ def _study(args: argparse.Namespace) -> None:
     from .experiments.studies import StudySpec, study, study_configurations
 
     configurations = tuple(study_configurations(args.name, only))
-    out = _out(args, f"results/study-{args.name}")
+    out = _out(args, opt.default_out("study", args.name))
     data = _data(args)
     spec = StudySpec(configurations=configurations, **kwargs)
     study(spec, out, data=data, **_common(args))
@@ -349,20 +360,20 @@ def _study(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from .rundir import check_output
 
-    check_output(args.output)  # before the test images are read
+    check_output(args.submission)  # before the test images are read
     data = _data(args)
     from .pipeline import predict_run
 
-    predict_run(args.run, args.output, data=data, members=args.members, force=args.force, tta=args.tta)
+    predict_run(args.run, args.submission, data=data, members=args.members, force=args.force, tta=args.tta)
 
 
 def _explore(args: argparse.Namespace) -> None:
     _spec_kwargs(opt.ExploreOptions, args)
     _out(args)
-    data = _data(args, tensorflow=args.model_run is not None)  # the figures alone need no TensorFlow
+    data = _data(args, tensorflow=args.run is not None)  # the figures alone need no TensorFlow
     from .experiments.exploration import explore
 
-    explore(data, args.out, model_run=args.model_run, members=args.members, seed=args.seed)
+    explore(data, args.out, model_run=args.run, members=args.members, seed=args.seed)
 
 
 def _baselines(args: argparse.Namespace) -> None:
@@ -419,7 +430,7 @@ COMMANDS: dict[str, Command] = {
     "predict": Command(
         "write a submission from a finished run",
         "Load a run's saved members and write a Kaggle submission for the test images.",
-        [("data", opt.DataOptions, {}), ("options", opt.PredictOptions, {})], _predict,
+        [("data", opt.DataOptions, {}), *_test_file(), ("options", opt.PredictOptions, {})], _predict,
     ),
     "tune": Command(
         "hyperparameter search with keras-tuner (resumable, several machines)", TUNE_DESCRIPTION,
@@ -428,9 +439,9 @@ COMMANDS: dict[str, Command] = {
     "explore": Command(
         "data exploration: figures and a Markdown summary",
         "Write PNG figures (random digits with labels, label distribution and its share in every split, "
-        "pixel statistics, a PCA scatter, the mean digit; with --model-run, test digits with the run's "
+        "pixel statistics, a PCA scatter, the mean digit; with --run, test digits with the run's "
         "predictions) and summary.md / summary.json to --out.",
-        [("data", opt.DataOptions, {}), ("options", opt.ExploreOptions, {})], _explore,
+        [("data", opt.DataOptions, {}), *_test_file(), ("options", opt.ExploreOptions, {})], _explore,
     ),
     "baselines": Command(
         "kNN (PCA) and random-forest baselines on the evaluation split",
@@ -438,7 +449,7 @@ COMMANDS: dict[str, Command] = {
         "evaluation split 60/20/20 and report validation and test accuracy, per-class ROC AUC, confusion "
         "matrices and fit/predict times as grid tables (resumable per grid cell). The fully connected "
         "network is a Keras model: lenet-tf evaluate --model mlp.",
-        _groups(opt.BaselineOptions, {}, fit=False, output="results/baselines", runner=True), _baselines,
+        _groups(opt.BaselineOptions, {}, fit=False, output=opt.default_out("baselines"), runner=True), _baselines,
     ),
     "robustness": Command(
         "FGSM attack, accuracy against ε, adversarial training",

@@ -19,7 +19,7 @@ import numpy as np
 
 from .data import IMAGE_SIDE, N_CLASSES, prepare
 from .errors import LenetError
-from .plots import _marker, _save, _whole_numbers, plt
+from .plots import Figure, line_marker, plt, save_figure, whole_number_ticks
 from .rundir import read_json
 
 HISTORY_KEYS = ("accuracy", "val_accuracy", "loss", "val_loss")
@@ -42,12 +42,12 @@ def _check_probabilities(probabilities: np.ndarray, n: int, what: str) -> np.nda
 def plot_digit_grid(
     images: np.ndarray,
     captions: Sequence[str],
-    path: str | Path,
+    path: str | Path | None,
     *,
     title: str,
     columns: int = 10,
     caption_colors: Sequence[str] | None = None,
-) -> Path:
+) -> Figure:
     """Digits (uint8, N×28×28) in a grid, each with its caption above it (label, prediction …)."""
     images = _check_images(images, "digit grid")
     if len(captions) != len(images):
@@ -65,7 +65,7 @@ def plot_digit_grid(
             color = caption_colors[index] if caption_colors is not None else "black"
             ax.set_title(captions[index], fontsize=8, color=color)
     fig.suptitle(title, fontsize=11, wrap=True)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def misclassified_indices(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
@@ -80,12 +80,12 @@ def plot_misclassified(
     images: np.ndarray,
     labels: np.ndarray,
     probabilities: np.ndarray,
-    path: str | Path,
+    path: str | Path | None,
     *,
     title: str = "validation images",
     limit: int = 30,
     columns: int = 10,
-) -> Path:
+) -> Figure:
     """Gallery of the images whose predicted digit differs from the true one, most confident
     mistakes first, each captioned ``true → predicted (confidence)``."""
     images = _check_images(images, "misclassified gallery")
@@ -106,7 +106,7 @@ def plot_misclassified(
         ax.axis("off")
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center", fontsize=12)
         ax.set_title(heading, wrap=True)
-        return _save(fig, path)
+        return save_figure(fig, path)
     shown = wrong[:limit]
     captions = [f"true {labels[i]} → {predicted[i]}\n{100 * confidence[i]:.0f} % sure" for i in shown]
     more = f", {len(shown)} most confident shown" if len(shown) < len(wrong) else ""
@@ -119,13 +119,13 @@ def plot_misclassified(
 def plot_test_predictions(
     images: np.ndarray,
     probabilities: np.ndarray,
-    path: str | Path,
+    path: str | Path | None,
     *,
     title: str,
     labels: np.ndarray | None = None,
     first_id: int = 1,
     columns: int = 10,
-) -> Path:
+) -> Figure:
     """Unlabeled test digits with the predicted digit and its probability (``#ImageId: digit (p)``).
 
     With ``labels`` (a labeled stand-in test set), wrong predictions are captioned in red.
@@ -164,7 +164,7 @@ def feature_maps(model: Any, image: np.ndarray) -> np.ndarray:
     return np.asarray(probe(prepare(image), training=False))[0]
 
 
-def plot_first_layer(model: Any, image: np.ndarray, path: str | Path, *, title: str | None = None) -> Path:
+def plot_first_layer(model: Any, image: np.ndarray, path: str | Path | None, *, title: str | None = None) -> Figure:
     """Top row: the digit and the first convolution's filters; bottom row: each filter's feature map."""
     conv = first_conv_layer(model)
     kernel = np.asarray(conv.get_weights()[0])  # (k, k, channels, filters)
@@ -190,7 +190,7 @@ def plot_first_layer(model: Any, image: np.ndarray, path: str | Path, *, title: 
         title or f"{model.name}: first convolution {conv.name!r} ({n} filters, {size}; red > 0 > blue)",
         fontsize=10, wrap=True,
     )  # fmt: skip
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _check_history(history: Mapping[str, Sequence[float]], source: str) -> None:
@@ -224,11 +224,11 @@ def load_member_histories(run: str | Path) -> list[dict[str, list[float]]]:
 
 def plot_training_history(
     histories: Sequence[Mapping[str, Sequence[float]]] | Mapping[str, Sequence[float]],
-    path: str | Path,
+    path: str | Path | None,
     *,
     title: str,
     names: Sequence[str] | None = None,
-) -> Path:
+) -> Figure:
     """Accuracy (left) and loss (right) per epoch, train solid and validation dashed.
 
     One history (a mapping, or a list of one) is drawn in two colours; several (ensemble members,
@@ -247,7 +247,7 @@ def plot_training_history(
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4.3))
     for index, history in enumerate(histories):
         epochs = np.arange(1, len(history["accuracy"]) + 1)
-        marker = _marker(len(epochs))  # one epoch is a point: a line without markers draws nothing
+        marker = line_marker(len(epochs))  # one epoch is a point: a line without markers draws nothing
         for ax, metric in ((acc_ax, "accuracy"), (loss_ax, "loss")):
             if single:
                 ax.plot(epochs, history[metric], "o-", color="tab:blue", label="train", ms=3)
@@ -261,7 +261,7 @@ def plot_training_history(
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
-        _whole_numbers(ax, max(len(h["accuracy"]) for h in histories))
+        whole_number_ticks(ax, max(len(h["accuracy"]) for h in histories))
     acc_ax.set_title("accuracy")
     loss_ax.set_title("loss (cross-entropy, plus any L2 penalty)")
     if single:
@@ -274,4 +274,4 @@ def plot_training_history(
         acc_ax.legend(loc="lower right", fontsize=7, ncol=2 if len(histories) > 6 else 1)
     members = "" if single or names else f" ({len(histories)} members overlaid)"
     fig.suptitle(f"Training history: {title}{members}", fontsize=11, wrap=True)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from .errors import LenetError
+from .options import HOLDOUT_LEDGER
 from .rundir import read_json, write_json
 
-# Relative to the working directory, beside the runs of `make` (results/<target>).
-DEFAULT_LEDGER = Path("results") / "holdout_ledger.json"
+DEFAULT_LEDGER = Path(HOLDOUT_LEDGER)  # relative to the working directory, beside the runs of `make`
 
 
 def holdout_key(data_fingerprint: str, split_seed: int, rows: np.ndarray) -> str:

@@ -44,7 +44,7 @@ from keras import layers, regularizers
 
 from .data import IMAGE_SIDE, N_CLASSES, PIXEL_MAX
 from .errors import LenetError
-from .options import INPUT_SCALES
+from .options import INPUT_SCALES, default_out
 from .registry import EntryView, ModelEntry, ModelNames, entries, register_model
 
 INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
@@ -129,7 +129,7 @@ class LeNetHParams:
 
 # Where ``lenet-tf tune`` writes its best hyperparameters by default (relative to the working
 # directory); the optimized LeNet of the CLI and make targets uses this file when it exists.
-DEFAULT_BEST_HPARAMS = Path("results") / "tune" / "best_hparams.json"
+DEFAULT_BEST_HPARAMS = Path(default_out("tune")) / "best_hparams.json"  # tuning.BEST_FILE in tune's run
 # ``--hparams preset``: the published values even when DEFAULT_BEST_HPARAMS exists.
 PRESET = "preset"
 

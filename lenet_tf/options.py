@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, Self
 
 from .errors import LenetError
 from .registry import ENSEMBLE, ModelNames
@@ -53,6 +54,13 @@ class Option:
     noun: str | None = None  # lists: "a fraction" instead of "a number"
     metavar: str | None = None
     required: bool = False
+    # How a run's config.json holds it (see run_record): "run" (the default: recorded, and a resume
+    # with another value is refused), "items" (it chooses the plan's items: another value adds or
+    # uses other items, none retrained), "model" (recorded resolved, in the run's model record) or
+    # "process" (how this process runs or writes; no recorded figure depends on it).
+    record: str = "run"
+    # Former command-line names, still accepted with a note naming the new one (``--output``).
+    aliases: tuple[str, ...] = ()
 
     @property
     def is_list(self) -> bool:
@@ -245,6 +253,26 @@ def validate(obj: Any, words: Mapping[str, str] | None = None) -> Any:
     return obj
 
 
+RECORD_ROLES = ("run", "items", "model", "process")
+
+
+def run_record(spec: Any) -> dict[str, Any]:
+    """What a run's config.json records of an experiment's ``spec``: every field whose record role
+    (:attr:`Option.record`, or a plain field's ``metadata["record"]``) is "run", settings such as
+    ``train`` whole. "run" is the default, so an option added later guards resume without anyone
+    remembering to add it to a hand-picked list."""
+    recorded = {}
+    for f in fields(spec):
+        opt = f.metadata.get("option")
+        role = opt.record if opt is not None else f.metadata.get("record", "run")
+        if role not in RECORD_ROLES:
+            raise ValueError(f"{type(spec).__name__}.{f.name}: unknown record role {role!r}")
+        if role == "run":
+            value = getattr(spec, f.name)
+            recorded[f.name] = record(value) if dataclasses.is_dataclass(value) else value
+    return recorded
+
+
 def record(obj: Any) -> dict[str, Any]:
     """The configuration as config.json records it: every field, defaults included, so a later change
     of a default cannot silently resume a run trained the old way."""
@@ -274,12 +302,21 @@ def add_options(
             parser.add_argument(flag_name(f.name, opt), dest=name, action=action, default=False, help=help_text)
         else:
             parser.add_argument(
-                flag_name(f.name, opt), dest=name, default=default, help=help_text,
+                flag_name(f.name, opt), *opt.aliases, dest=name, default=default, help=help_text,
                 type=None if opt.choices else opt.parse, choices=opt.choices or opt.names, metavar=opt.metavar,
-                required=opt.required,
+                required=opt.required, action=_Renamed if opt.aliases else "store",
             )  # fmt: skip
         added.append(name)
     return added
+
+
+class _Renamed(argparse.Action):
+    """Stores the value; given under a former name (an option's ``aliases``), says the current one."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        if option_string != self.option_strings[0]:
+            print(f"note: {option_string} is now {self.option_strings[0]}; the old name will go", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _field_default(f: dataclasses.Field) -> Any:
@@ -331,7 +368,19 @@ INPUT_PIPELINES = ("numpy", "tfdata")
 PROTOCOLS = ("deployment", "evaluation", "holdout")  # data.PROTOCOLS (a test keeps them equal)
 STUDY_NAMES = ("activation", "initialization", "optimizer", "dropout", "batch_size")  # studies.STUDIES
 TUNERS = ("bayesian", "hyperband", "random")
-HOLDOUT_LEDGER = "results/holdout_ledger.json"  # holdout.DEFAULT_LEDGER (a test keeps them equal)
+RESULTS_DIR = "results"  # relative to the working directory, beside `make`'s runs
+HOLDOUT_LEDGER = f"{RESULTS_DIR}/holdout_ledger.json"  # holdout.DEFAULT_LEDGER
+
+
+def default_out(command: str, subject: str | None = None) -> str:
+    """Where ``command`` writes when ``--out`` is not given, one rule for every command and script:
+    ``results/<command>``, with ``-<subject>`` (the model, study or run) where one command makes
+    several kinds of run; a trained model's run is ``results/<model>`` (the ensemble command's,
+    ``results/ensemble``)."""
+    if command == "train":
+        return f"{RESULTS_DIR}/{subject}"
+    return f"{RESULTS_DIR}/{command}" + (f"-{subject}" if subject else "")
+
 # How a model scales Kaggle's 0–255 pixels (models.SCALE_FACTORS): ÷ 255, or as they are.
 INPUT_SCALES = ("unit", "raw")
 # Augmentation strengths: shifts up to 10 % of the side (±2.8 px), rotations up to ±0.04 turn
@@ -480,8 +529,19 @@ MODEL_RULES = (
 )  # fmt: skip
 
 
+class Spec:
+    """What every experiment's and job's spec can do: check itself (bounds and rules, errors naming
+    the parameters) and say what its run records (:func:`run_record`)."""
+
+    def validate(self) -> Self:
+        return validate(self)
+
+    def run_record(self) -> dict[str, Any]:
+        return run_record(self)
+
+
 @dataclass(frozen=True)
-class SeedOptions:
+class SeedOptions(Spec):
     seed: int = _int(0, "seed of the trainings", low=0, high=MAX_SEED)
     split_seed: int = _int(0, "seed of the split", low=0, high=MAX_SEED)
     max_train: int | None = _int(None, "stratified subset of this many labeled rows", nullable=True)
@@ -489,21 +549,22 @@ class SeedOptions:
 
 @dataclass(frozen=True)
 class ModelOptions:
-    model: str = option("standard", kind="str", names=ModelNames(extra=(ENSEMBLE,)), metavar="MODEL",
+    model: str = option("standard", kind="str", names=ModelNames(extra=(ENSEMBLE,)), metavar="MODEL", record="model",
                         help="%(choices)s: a registered model (lenet-tf models gives their sizes), or ensemble, the "
                         "study's ensemble (optimized LeNets, 10 unless --members)")  # fmt: skip
     members: int = _int(1, "independently trained models averaged")
-    input_scale: str | None = option(None, kind="str", choices=INPUT_SCALES, nullable=True,
+    input_scale: str | None = option(None, kind="str", choices=INPUT_SCALES, nullable=True, record="model",
                                      help="how the model scales Kaggle's 0-255 pixels, inside it: unit divides by "
                                      "255, raw feeds them as they are (the reference's code; its L2 strengths and "
                                      "learning rate were searched so) (default: the model's own, raw for the "
                                      "reference's LeNets, unit for the LeNet-5s and the MLP)")  # fmt: skip
-    output_l2: bool = option(True, kind="bool", flag="no-output-l2", invert=True,
+    output_l2: bool = option(True, kind="bool", flag="no-output-l2", invert=True, record="model",
                              help="optimized LeNets: leave the output layer without the dense L2 that the "
                              "reference's code puts on it (the package's model before issue 31)")  # fmt: skip
-    hparams_path: str | None = option(None, kind="str", flag="hparams", nullable=True,
+    hparams_path: str | None = option(None, kind="str", flag="hparams", nullable=True, record="model",
                                       help="JSON hyperparameters for --model optimized (default: "
-                                      "results/tune/best_hparams.json when it exists, else the published ones; "
+                                      f"{default_out('tune')}/best_hparams.json when it exists, else the "
+                                      "published ones; "
                                       "'preset' for the published ones)")  # fmt: skip
 
 
@@ -532,7 +593,7 @@ class JobOptions(SeedOptions, ModelOptions):
 @dataclass(frozen=True)
 class EvaluationOptions(SeedOptions, ModelOptions):
     RULES: ClassVar[tuple[Rule, ...]] = (*FIT_RULES, *MODEL_RULES)
-    repeats: int = _int(10, "repeated trainings")
+    repeats: int = _int(10, "repeated trainings", record="items")
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -557,8 +618,9 @@ class LearningCurveOptions(SeedOptions, ModelOptions):
         sort=True,
         noun="a fraction",
         help="comma-separated fractions of the train split",
+        record="items",
     )
-    repeats: int = _int(20, "repeats per size")
+    repeats: int = _int(20, "repeats per size", record="items")
     subsets: str = option("per-repeat", kind="str", choices=CURVE_SUBSETS,
                           help="per-repeat: each repeat draws its own training subset of each size (the data and "
                           "the initialisation vary); one: one subset per size, drawn once, shared by every repeat "
@@ -578,6 +640,8 @@ class RobustnessOptions(SeedOptions):
              "{max_train} does not apply with {run}: the run's own split and data are used"),
         Rule(lambda v: v["run"] is not None and v["hparams_path"] is not None,
              "{hparams_path} does not apply with {run}: the run's own model is used"),
+        Rule(lambda v: v["run"] is not None and v["split_seed"] != 0,
+             "{split_seed} does not apply with {run}: the run's own split is used"),
         Rule(lambda v: v["run"] is None and v["model"] is None,
              "robustness needs {model} (a model to train) or {run} (a finished run to attack)"),
         Rule(lambda v: _run_trains_nothing(v) and (_fit_changed(v) or v["repeats"] != _default("repeats")),
@@ -587,18 +651,19 @@ class RobustnessOptions(SeedOptions):
     model: str | None = override(ModelOptions, "model", None, nullable=True, names=ModelNames(),
                                  help="%(choices)s: a registered model (needed unless --run gives the "
                                  "model)")  # fmt: skip
-    run: str | None = option(None, kind="str", nullable=True,
+    run: str | None = option(None, kind="str", nullable=True, record="model",
                              help="a finished run directory (train/ensemble/evaluate repeat) whose model(s) are "
                              "attacked instead of training the normal model; its split and data are used")  # fmt: skip
     hparams_path: str | None = override(ModelOptions, "hparams_path", None)
-    repeats: int = _int(3, "trainings per variant")
+    repeats: int = _int(3, "trainings per variant", record="items")
     epsilons: tuple[float, ...] = option((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), kind="floats", low=0, high=1,
+                                         record="items",
                                          help="attack strengths, comma-separated, in [0, 1]")  # fmt: skip
     adversarial_training: bool = option(True, kind="bool", flag="no-adversarial-training", invert=True,
-                                        help="attack the normally trained model(s) only")  # fmt: skip
+                                        record="items", help="attack the normally trained model(s) only")  # fmt: skip
     train_epsilon: float = option(0.1, kind="float", low=0, high=1, low_open=True,
                                   help="ε of the adversarial training's FGSM")  # fmt: skip
-    examples: int = _int(10, "digits in the example grids")
+    examples: int = _int(10, "digits in the example grids", record="process")
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -617,8 +682,10 @@ class StudyOptions(SeedOptions):
              "{batch_size} does not apply to the batch_size study: each configuration sets its own"),
     )  # fmt: skip
     # Not argparse choices: the library accepts any named set of configurations, and says which exist.
-    name: str = option("activation", kind="str", required=True, help="the study: " + ", ".join(STUDY_NAMES))
-    repeats: int = _int(3, "trainings per configuration")
+    # The name picks the configurations, the study's items (config.json records it as "study").
+    name: str = option("activation", kind="str", required=True, record="items",
+                       help="the study: " + ", ".join(STUDY_NAMES))  # fmt: skip
+    repeats: int = _int(3, "trainings per configuration", record="items")
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -652,10 +719,12 @@ class BaselineOptions(SeedOptions):
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(lambda v: v["n_jobs"] == 0, "{n_jobs} must be -1 (every core) or a number of cores ≥ 1, not 0"),
     )
-    knn_k: tuple[int, ...] = option((3, 10, 50, 100), kind="ints", low=1, help="neighbours, comma-separated")
-    knn_pca: tuple[int, ...] = option((5, 25, 50, 100, 784), kind="ints", low=1, high=784,
+    # The grids' values are the plan's items (cells): another grid adds cells, none retrained.
+    knn_k: tuple[int, ...] = option((3, 10, 50, 100), kind="ints", low=1, record="items",
+                                    help="neighbours, comma-separated")  # fmt: skip
+    knn_pca: tuple[int, ...] = option((5, 25, 50, 100, 784), kind="ints", low=1, high=784, record="items",
                                       help="PCA dimensions, comma-separated; 784 = no PCA")  # fmt: skip
-    rf_trees: tuple[int, ...] = option((10, 100, 200, 400), kind="ints", low=1,
+    rf_trees: tuple[int, ...] = option((10, 100, 200, 400), kind="ints", low=1, record="items",
                                        help="trees per forest, comma-separated")  # fmt: skip
     rf_depth: tuple[int | None, ...] = option(
         (10, 20, None),
@@ -663,9 +732,11 @@ class BaselineOptions(SeedOptions):
         low=1,
         none_word=True,
         help="maximum tree depths, comma-separated; none = unlimited",
+        record="items",
     )
-    repeats: int = _int(1, "fits of every random forest with new seeds (kNN is deterministic: one fit)")
-    n_jobs: int | None = _int(-1, "CPU cores scikit-learn may use (-1: all)", low=-1, flag="jobs")
+    repeats: int = _int(1, "fits of every random forest with new seeds (kNN is deterministic: one fit)",
+                        record="items")  # fmt: skip
+    n_jobs: int | None = _int(-1, "CPU cores scikit-learn may use (-1: all)", low=-1, flag="jobs", record="process")
 
 
 # Options of the command line only (the library takes them as function arguments).
@@ -674,12 +745,19 @@ class BaselineOptions(SeedOptions):
 @dataclass(frozen=True)
 class DataOptions:
     data: str | None = option(None, kind="str", help="data source (see below); default: ./data/ or the embedded sample")
+
+
+@dataclass(frozen=True)
+class TestFileOptions:
+    """Only for the commands that predict test digits (the others refuse ``--test`` as unknown)."""
+
     test: str | None = option(None, kind="str", help="test.csv to predict instead of the --data source's own")
 
 
 @dataclass(frozen=True)
 class OutputOptions:
-    out: str | None = option(None, kind="str", help="run directory (default under results/)")
+    out: str | None = option(None, kind="str", help=f"run directory (default {default_out('<command>', '<model>')}"
+                             ", see options.default_out)")
     force: bool = option(False, kind="bool", help="replace a different run in --out")
 
 
@@ -696,7 +774,8 @@ class SubmissionOptions:
 @dataclass(frozen=True)
 class PredictOptions:
     run: str = option(None, kind="str", required=True, help="run directory (holding members/member_XX.keras)")
-    output: str = option(None, kind="str", required=True, help="submission CSV to write")
+    output: str = option(None, kind="str", required=True, flag="submission", aliases=("--output",),
+                         help="submission CSV to write")  # fmt: skip
     members: int | None = _int(None, "use only the first N members", nullable=True)
     tta: int = override(JobOptions, "tta", 0, help="test-time augmented copies")
     force: bool = option(False, kind="bool", help="overwrite an existing, different submission")
@@ -708,17 +787,17 @@ class ExploreOptions:
         Rule(lambda v: v["members"] is not None and v["model_run"] is None,
              "{members} applies with {model_run} only (the members of that run)"),
     )  # fmt: skip
-    out: str = option("results/explore", kind="str", help="output directory")
-    model_run: str | None = option(None, kind="str", nullable=True,
+    out: str = option(default_out("explore"), kind="str", help="output directory")
+    model_run: str | None = option(None, kind="str", nullable=True, flag="run", aliases=("--model-run",),
                                    help="run directory whose saved model(s) predict a grid of test digits")  # fmt: skip
-    members: int | None = _int(None, "use only the first N members of --model-run", nullable=True)
+    members: int | None = _int(None, "use only the first N members of --run", nullable=True)
     seed: int = _int(0, "seed of the random samples", low=0, high=MAX_SEED)
 
 
 @dataclass(frozen=True)
 class CompareOptions:
-    results: str = option("results", kind="str", help="directory searched for evaluations")
-    output: str = option("results/report.md", kind="str", help="Markdown report")
+    results: str = option(RESULTS_DIR, kind="str", help="directory searched for evaluations")
+    output: str = option(f"{RESULTS_DIR}/report.md", kind="str", help="Markdown report")
     force: bool = option(False, kind="bool", help="replace an existing --output that compare did not write")
 
 
@@ -822,7 +901,7 @@ RECIPES: dict[str, dict[str, object]] = {"reference": {}, "flagship": FLAGSHIP}
 class LeversOptions:
     """``python -m lenet_tf.experiments.levers``: which levers, how long, on how much data."""
 
-    out: str = option("results/levers", kind="str", help="output directory")
+    out: str = option(default_out("levers"), kind="str", help="output directory")
     only: str | None = option(None, kind="str", help="comma-separated lever names (default all)")
     epochs: int | None = _int(None, "cap every lever at this many epochs", nullable=True)
     max_train: int | None = override(SeedOptions, "max_train", None)
@@ -832,7 +911,7 @@ class LeversOptions:
 class BenchmarkOptions:
     """``python -m lenet_tf.experiments.benchmark``."""
 
-    out: str = option("results/bench", kind="str", help="results directory")
+    out: str = option(default_out("bench"), kind="str", help="results directory")
     quick: bool = option(False, kind="bool", help="small sizes (a smoke run, not for reporting)")
 
 
@@ -869,7 +948,7 @@ class ExecutorBenchOptions:
     """``python -m lenet_tf.experiments.executor_bench`` (``make bench-executor``)."""
 
     data: str = option("sample", kind="str", help="data source (as lenet-tf's --data)")
-    out: str = option("results/bench-executor", kind="str", help="output directory")
+    out: str = option(default_out("bench-executor"), kind="str", help="output directory")
     repeats: int = option(4, kind="int", low=1, help="items of the small plan")
     epochs: int = option(1, kind="int", low=1, help="epochs of each item")
     max_train: int = option(2000, kind="int", low=10, help="training digits of each item")

@@ -50,9 +50,6 @@ class JobSpec(options.JobOptions):
     """What to train: a registered model (``--hparams`` file for ``optimized``), how many members,
     on which split protocol, with which seeds and fit protocol (the fields: options.JobOptions)."""
 
-    def validate(self) -> JobSpec:
-        return options.validate(self)
-
 
 @dataclass
 class TrainingResult:
@@ -76,23 +73,28 @@ class TrainingResult:
 
 @dataclass(frozen=True)
 class JobInputs:
-    """What every job starts from: the model's builder and description, the data, its split."""
+    """What every job starts from: the model's builder and description, the data, its split. A job
+    that builds its own models (baselines, studies, levers, an attacked run) has no builder and no
+    model record (:func:`prepare_split`)."""
 
-    builder: Callable[[], keras.Model]
-    model_info: dict[str, Any]
+    builder: Callable[[], keras.Model] | None
+    model_info: dict[str, Any] | None
     data: DigitData
     split: Split
     max_train: int | None = None
 
     def config(self, **fields: Any) -> dict[str, Any]:
-        """A run's configuration: what every job records about its model and data, plus ``fields``."""
+        """A run's configuration: what every job records about its model and data, plus ``fields``
+        (an experiment's kind and :func:`~lenet_tf.options.run_record`, a ``model`` of its own). The
+        split's own seed and size win over a spec's: a run attacked on another run's split records
+        that split."""
         return {
             "model": self.model_info,
+            **fields,
             "split_seed": self.split.seed,
             "split_sizes": self.split.sizes(),
             "max_train": self.max_train,
             "data_fingerprint": self.data.fingerprint(),
-            **fields,
         }
 
 
@@ -115,6 +117,44 @@ def prepare_job(
     data, split = load_and_split(protocol=protocol, split_seed=split_seed, max_train=max_train, data=data,
                                  source=source, echo=echo)  # fmt: skip
     return JobInputs(builder, model_info, data, split, max_train)
+
+
+def prepare_split(
+    *,
+    protocol: str,
+    split_seed: int,
+    max_train: int | None,
+    data: DigitData | None = None,
+    source: str | Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> JobInputs:
+    """The data and split of a job that builds its own models: :func:`prepare_job` without a model."""
+    data, split = load_and_split(protocol=protocol, split_seed=split_seed, max_train=max_train, data=data,
+                                 source=source, echo=echo)  # fmt: skip
+    return JobInputs(None, None, data, split, max_train)
+
+
+def open_experiment(
+    spec: Any,
+    *,
+    data: DigitData | None,
+    source: str | Path | None,
+    echo: Callable[[str], None],
+    model: bool = True,
+) -> JobInputs:
+    """The opening every experiment shares: ``spec`` checked; with ``model``, its model resolved
+    (before the data: a bad hyperparameter file fails fast); the data loaded and split by the
+    evaluation protocol (60/20/20: the experiments report on the held-out fifth); the split echoed."""
+    spec.validate()
+    where = {"protocol": "evaluation", "split_seed": spec.split_seed, "max_train": spec.max_train,
+             "data": data, "source": source, "echo": echo}  # fmt: skip
+    if model:
+        scale = {"input_scale": getattr(spec, "input_scale", None), "output_l2": getattr(spec, "output_l2", True)}
+        job = prepare_job(spec.model, spec.hparams_path, **scale, **where)
+    else:
+        job = prepare_split(**where)
+    echo(f"data: {job.data.source}; split {job.split.sizes()}")
+    return job
 
 
 def load_and_split(

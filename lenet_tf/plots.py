@@ -1,6 +1,6 @@
-"""Figures saved as PNG (matplotlib, no display needed).
+"""Figures: each ``plot_*`` function returns its matplotlib Figure, written as PNG when given a path.
 
-Every figure goes through :func:`_save`, which moves a legend that covers plotted data to a free
+Every figure goes through :func:`save_figure`, which moves a legend that covers plotted data to a free
 corner of its axes, or out of them when none is free: where the data fall depends on the run."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from sklearn.metrics import roc_curve  # noqa: E402
 
@@ -35,14 +36,14 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _whole_numbers(ax: plt.Axes, last: int, first: int = 1) -> None:
+def whole_number_ticks(ax: plt.Axes, last: int, first: int = 1) -> None:
     """x limits half a step beyond [first, last] and integer ticks (epochs, repeats, trials):
     matplotlib pads a single epoch to 0.945–1.055 and ticks fractions of it."""
     ax.set_xlim(first - 0.5, max(last, first) + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
 
 
-def _marker(points: int) -> str | None:
+def line_marker(points: int) -> str | None:
     """A marker for a one-point curve: a line through a single point draws nothing."""
     return "o" if points == 1 else None
 
@@ -63,16 +64,25 @@ def _log_axis(ax: plt.Axes, values: np.ndarray) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path | None) -> Figure:
+    """Lay ``fig`` out (legends moved off the data) and, with a ``path``, write it as PNG.
+
+    A written figure is closed in pyplot, so that a loop of runs leaks none and a notebook shows
+    only the figures it asks for; the returned Figure still displays (a notebook cell that ends with
+    it shows it). ``path`` None: the figure stays open, unsaved, for the caller to show or save.
+    """
     fig.tight_layout()
     for _ in range(3):  # moving a legend out of its axes shrinks them, which can put data under another
         if not _clear_legends(fig):
             break
         fig.tight_layout()
+    if path is None:
+        return fig
     try:
-        return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+        atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     finally:
         plt.close(fig)
+    return fig
 
 
 def _clear_legends(fig: plt.Figure) -> bool:
@@ -127,12 +137,12 @@ def _plotted_points(ax: plt.Axes) -> np.ndarray:
 
 def plot_convergence(
     histories: Sequence[dict[str, list[float]]],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
     *,
     repeats: int = 1,
     run: str | None = None,
-) -> Path:
+) -> Figure:
     """Training and validation accuracy per epoch (left, zoomed on the later epochs) and error rate
     on a log axis (right, where the last epochs of a 99 %-accurate model differ), several histories
     overlaid: an ensemble's members, or ``repeats`` repeated trainings of as many members each.
@@ -147,7 +157,7 @@ def plot_convergence(
                 continue
             values = np.asarray(history[key], dtype=float)
             error = np.clip(100 * (1 - values), 1e-3, None)  # log axis: a perfect epoch stays on it
-            style = {"color": color, "alpha": 0.7, "marker": _marker(len(epochs)), "markersize": 5}
+            style = {"color": color, "alpha": 0.7, "marker": line_marker(len(epochs)), "markersize": 5}
             ax.plot(epochs, values, label=name if index == 0 else None, **style)
             err.plot(epochs, error, **style)
             errors.append(error)
@@ -158,13 +168,14 @@ def plot_convergence(
     last = max((len(h["accuracy"]) for h in histories), default=1)
     for axis in (ax, err):
         axis.set_xlabel("epoch")
-        _whole_numbers(axis, last)
+        whole_number_ticks(axis, last)
         axis.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
-    run = Path(path).parent.name if run is None else run
+    if run is None:  # the run directory the figure is written into names the run (unsaved: none)
+        run = "" if path is None else Path(path).parent.name
     # Over both panels, wrapped at the figure's edges: a long title is not clipped at one panel's edge.
     fig.suptitle(_convergence_title(title, run, len(histories), repeats), wrap=True)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _zoom_on_last_epochs(ax: plt.Axes, curves: Sequence[Sequence[float]]) -> None:
@@ -198,11 +209,11 @@ def plot_roc_curves(
     labels: np.ndarray,
     probabilities: Sequence[np.ndarray],
     auc: dict[str, Any],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
     *,
     digits: int = 4,
-) -> Path:
+) -> Figure:
     """One-vs-rest ROC curve per digit, averaged over repeats (TPR interpolated on a common FPR
     grid), with the AUC mean ± std in the legend; a log FPR axis shows the region that differs.
     The axis starts at one false positive among the most negatives of any digit: below that the
@@ -232,10 +243,10 @@ def plot_roc_curves(
     ax.grid(True, alpha=0.3)
     # Beside the axes: weak models' curves fill the corner a legend inside would take.
     ax.legend(title="digit", fontsize=8, **OUTSIDE_RIGHT)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_confusion(confusion: dict[str, Any], path: str | Path, title: str) -> Path:
+def plot_confusion(confusion: dict[str, Any], path: str | Path | None, title: str) -> Figure:
     """Mean row-normalised confusion matrix, each cell annotated with mean ± std (in %). Colour
     and colour bar are in % too, on a log scale from 0.1 %: errors of 0.2-2 % are visibly shaded
     next to the 95-99 % diagonal (on a linear 0-100 scale they would all be white)."""
@@ -260,10 +271,10 @@ def plot_confusion(confusion: dict[str, Any], path: str | Path, title: str) -> P
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label(f"% of the true digit (log scale; under {CONFUSION_FLOOR:g} % white)")
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_repeat_accuracy(repeats: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
+def plot_repeat_accuracy(repeats: Sequence[dict[str, Any]], path: str | Path | None, title: str) -> Figure:
     """Train, validation and test accuracy of every repeat, with each set's mean as a line; the
     three sets side by side at each repeat, so equal accuracies do not hide one another."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -280,10 +291,10 @@ def plot_repeat_accuracy(repeats: Sequence[dict[str, Any]], path: str | Path, ti
     ax.set_title(f"Accuracy of {plural(len(repeats), 'repeat')}: {title}", wrap=True)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_learning_curve(curve: dict[str, Any], path: str | Path, title: str) -> Path:
+def plot_learning_curve(curve: dict[str, Any], path: str | Path | None, title: str) -> Figure:
     """Mean ± std bands of train and test accuracy against the number of training images."""
     sizes = np.asarray(curve["sizes"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -299,10 +310,10 @@ def plot_learning_curve(curve: dict[str, Any], path: str | Path, title: str) -> 
     ax.set_title(f"Learning curve (mean ± std over {plural(curve['repeats'], 'repeat')}): {title}", wrap=True)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_optimization_history(objective: Sequence[float | None], path: str | Path, title: str) -> Path:
+def plot_optimization_history(objective: Sequence[float | None], path: str | Path | None, title: str) -> Figure:
     """Objective of every trial in the order the trials started, with the running best; trials
     that did not complete are marked on the x axis."""
     values = np.array([np.nan if v is None else float(v) for v in objective])
@@ -319,22 +330,22 @@ def plot_optimization_history(objective: Sequence[float | None], path: str | Pat
     if (~done).any():
         low = np.nanmin(values) if done.any() else 0.0
         ax.plot(trials[~done], np.full((~done).sum(), low), "x", color="black", label="failed")
-    _whole_numbers(ax, len(values))
+    whole_number_ticks(ax, len(values))
     ax.set_xlabel("trial (in start order)")
     ax.set_ylabel("validation accuracy (objective)")
     completed = f"{done.sum()} of {plural(len(values), 'trial')} completed"
     ax.set_title(f"Optimization history ({completed}): {title}", wrap=True)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_intermediate_values(
     curves: Sequence[tuple[str, Sequence[int], Sequence[float]]],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
     best: str | None = None,
-) -> Path:
+) -> Figure:
     """Validation accuracy per epoch of every trial (``(trial id, epochs, values)``), the best
     trial highlighted; a curve ends where early stopping (or its epoch budget) ended the trial."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -345,24 +356,24 @@ def plot_intermediate_values(
     for trial_id, epochs, values in curves:
         if trial_id == best:
             ax.plot(epochs, values, color="tab:red", linewidth=2, marker=".", label=f"best trial ({trial_id})")
-    _whole_numbers(ax, max((max(epochs) for _, epochs, _ in curves if len(epochs)), default=1))
+    whole_number_ticks(ax, max((max(epochs) for _, epochs, _ in curves if len(epochs)), default=1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"Validation accuracy per epoch, {plural(len(curves), 'trial')}: {title}", wrap=True)
     ax.grid(True, alpha=0.3)
     if best is not None:
         ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_hparam_importance(
     names: Sequence[str],
     means: Sequence[float],
     stds: Sequence[float],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
     note: str | None = None,
-) -> Path:
+) -> Figure:
     """Horizontal bars of hyperparameter importance (mean ± std), most important on top. With no
     names the figure says why (``note``), so a search always writes the same set of files."""
     fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.4 * max(len(names), 4)))
@@ -377,15 +388,15 @@ def plot_hparam_importance(
     if note and not len(names):
         ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", wrap=True)
     ax.set_title(f"Hyperparameter importance (permutation, random forest)\n{title}", wrap=True)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_accuracy_vs_epsilon(
     epsilons: Sequence[float],
     curves: dict[str, tuple[Sequence[float], Sequence[float]]],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
-) -> Path:
+) -> Figure:
     """Accuracy under the FGSM attack against ε: one line per training (``name → (mean, std)``)
     with a ± std band over repeats."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -400,15 +411,15 @@ def plot_accuracy_vs_epsilon(
     ax.set_title(f"FGSM accuracy against ε: {title}", wrap=True)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_configuration_accuracy(
     labels: Sequence[str],
     summaries: Sequence[dict[str, Any]],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
-) -> Path:
+) -> Figure:
     """Validation and test accuracy (mean ± std over repeats) of each configuration of a study;
     ``summaries[i]`` holds ``val_accuracy`` and ``test_accuracy`` summaries (see stats.summarize)."""
     fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(labels) + 2.5), 4.8))
@@ -425,14 +436,14 @@ def plot_configuration_accuracy(
     ax.set_title(f"{title} ({plural(n, 'repeat')} each)", wrap=True)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(loc="lower right")  # moved by _save where the points are (a weak last configuration)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_learning_rate_grid(
     rows: Sequence[tuple[str, float, float, float]],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
-) -> Path:
+) -> Figure:
     """Test accuracy (mean ± std) against the learning rate, one line per optimizer;
     ``rows`` are ``(optimizer, learning rate, mean, std)``."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -446,14 +457,14 @@ def plot_learning_rate_grid(
     ax.set_title(f"Test accuracy against the learning rate: {title}", wrap=True)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_configuration_convergence(
     histories: dict[str, Sequence[dict[str, list[float]]]],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
-) -> Path:
+) -> Figure:
     """Validation accuracy per epoch of every configuration (one colour each, repeats overlaid)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     colors = plt.get_cmap("tab20" if len(histories) > 10 else "tab10")
@@ -462,9 +473,9 @@ def plot_configuration_convergence(
         for r, history in enumerate(runs):
             epochs = np.arange(1, len(history["val_accuracy"]) + 1)
             last = max(last, len(epochs))
-            ax.plot(epochs, history["val_accuracy"], color=colors(index), alpha=0.8, marker=_marker(len(epochs)),
+            ax.plot(epochs, history["val_accuracy"], color=colors(index), alpha=0.8, marker=line_marker(len(epochs)),
                     label=label if r == 0 else None)  # fmt: skip
-    _whole_numbers(ax, last)
+    whole_number_ticks(ax, last)
     _zoom_on_last_epochs(ax, [h["val_accuracy"] for runs in histories.values() for h in runs])
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (zoomed on the last epochs)")
@@ -472,14 +483,14 @@ def plot_configuration_convergence(
     ax.set_title(f"Validation accuracy per epoch (repeats overlaid)\n{title}", wrap=True)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right", ncol=2 if len(histories) > 6 else 1)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_gradient_magnitudes(
     magnitudes: dict[str, dict[str, list[float]]],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
-) -> Path:
+) -> Figure:
     """One panel per configuration: mean |gradient| of each layer's kernel per epoch (epoch 0 is
     the initialisation), log scale; ``magnitudes`` maps configuration → layer → per-epoch values."""
     n = max(len(magnitudes), 1)
@@ -500,23 +511,23 @@ def plot_gradient_magnitudes(
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
     for ax in axes.flat:
-        _whole_numbers(ax, last, first=0)
+        whole_number_ticks(ax, last, first=0)
     for ax in list(axes.flat)[len(magnitudes) :]:
         ax.set_axis_off()
     axes[0][0].set_ylabel("mean |∂loss/∂kernel|")
     if magnitudes:  # the layers are the same in every panel: one legend, beside the top-right panel
         axes[0][-1].legend(*axes[0][0].get_legend_handles_labels(), title="layer", fontsize=7, **OUTSIDE_RIGHT)
     fig.suptitle(f"Per-layer gradient magnitude on a fixed batch: {title}", fontsize=11, wrap=True)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_baseline_grids(
     grids: Sequence[dict[str, Any]],
     timings: Sequence[tuple[str, float, float]],
-    path: str | Path,
+    path: str | Path | None,
     title: str,
     measure: str = "test accuracy",
-) -> Path:
+) -> Figure:
     """Heat maps of ``measure`` over each baseline's grid, and accuracy against fit + predict time.
 
     ``grids[i]`` holds ``name``, ``row_name``, ``rows``, ``column_name``, ``columns`` and ``values``
@@ -553,11 +564,11 @@ def plot_baseline_grids(
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best")
     fig.suptitle(title, fontsize=11, wrap=True)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pca_scatter(coords: np.ndarray, labels: np.ndarray, explained: Sequence[float], total: int,
-                     path: str | Path) -> Path:  # fmt: skip
+                     path: str | Path | None) -> Figure:  # fmt: skip
     """2-D PCA of digits coloured by label, each present digit written at its class centre. The
     legend beside the axes (the points fill them) lists only the digits present."""
     coords, labels = np.asarray(coords, dtype=float), np.asarray(labels)
@@ -577,4 +588,4 @@ def plot_pca_scatter(coords: np.ndarray, labels: np.ndarray, explained: Sequence
     ax.set_title(f"PCA of {len(labels):,} training digits{subset}, coloured by label", wrap=True)
     ax.legend(title="digit", markerscale=4, fontsize=8, **OUTSIDE_RIGHT)
     ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -4,7 +4,7 @@ A thin script over :func:`lenet_tf.experiments.exploration.explore` (the same as
 with the same options, declared once in :mod:`lenet_tf.options`)::
 
     python preliminary/explore.py --data digit-recognizer.zip --out results/explore \
-        [--model-run results/ensemble]
+        [--run results/ensemble]
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from lenet_tf.options import DataOptions, ExploreOptions, ScriptParser
+from lenet_tf.options import DataOptions, ExploreOptions, ScriptParser, TestFileOptions
 
 
 def build_parser() -> ScriptParser:
     """The script's command line: ``lenet-tf explore``'s options (bounds, defaults, rules and help)."""
     return ScriptParser(
-        "explore", [(DataOptions, ()), (ExploreOptions, ())], prog="python preliminary/explore.py",
+        "explore", [(DataOptions, ()), (TestFileOptions, ()), (ExploreOptions, ())],
+        prog="python preliminary/explore.py",
         description="Explore the digits: sample grid, label distribution and split check, pixel statistics,"
         " PCA, mean digits, and test predictions of a saved model.",
     )  # fmt: skip
@@ -28,7 +29,7 @@ def build_parser() -> ScriptParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options, explore the data, return the exit status (2 for a bad input)."""
     args = build_parser().parse_checked(argv)  # a bad value: one line, exit status 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter, only with --model-run
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter, only with --run
 
     from lenet_tf.data import load_data
     from lenet_tf.errors import LenetError
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         digits = load_data(args.data, test=args.test)
-        explore(digits, args.out, model_run=args.model_run, members=args.members, seed=args.seed)
+        explore(digits, args.out, model_run=args.run, members=args.members, seed=args.seed)
     except LenetError as exc:
         print(f"explore: error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 
+from lenet_tf import options
 from lenet_tf.cli import main
 from lenet_tf.data import split_data
 from lenet_tf.errors import LenetError
@@ -148,3 +150,34 @@ def test_best_cell_is_chosen_on_validation_and_its_test_reported_once() -> None:
     best = markdown.split("## Best of each family, chosen on validation")[1]
     assert "| rf_a | 0.9500 | 0.9100 |" in best and "rf_b" not in best
     assert "0.9700" not in markdown and markdown.count("0.9100") == 1  # test: once, for the chosen cell
+
+
+@dataclass(frozen=True)
+class _WithAnOptionAddedLater(BaselineSpec):
+    """A spec that gained an option after runs were recorded (nobody added it to any list)."""
+
+    smoothing: int = options.option(0, kind="int", low=0, help="an option added later")
+    shown: int = options.option(0, kind="int", low=0, record="process", help="how this process shows it")
+
+
+def test_an_option_added_later_guards_resume_by_itself(tiny, tmp_path: Path) -> None:
+    """Issue 29, item 10: each experiment hand-picked what its config.json recorded, so a new option
+    guarded resume only if someone remembered it. The record is derived from the spec's options."""
+    out, quiet = tmp_path / "run", {"data": tiny, "progress": False, "echo": lambda _: None}
+    spec = _WithAnOptionAddedLater(knn_k=(3,), knn_pca=(5,), rf_trees=(5,), rf_depth=(4,), n_jobs=1)
+    baselines(spec, out, **quiet)
+    assert json.loads((out / "config.json").read_text())["smoothing"] == 0
+    baselines(replace(spec, shown=3, n_jobs=2, knn_k=(3, 5)), out, **quiet)  # process and items: resumes
+    with pytest.raises(LenetError, match=r"different configuration \(smoothing: 0 there, 1 now\)"):
+        baselines(replace(spec, smoothing=1), out, **quiet)
+
+
+@pytest.mark.parametrize("report", ["evaluate-standard-reference", "evaluate-optimized-reference"])
+def test_the_derived_record_keeps_what_runs_under_way_recorded(report: str) -> None:
+    """Runs recorded by the hand-picked lists resume: the derived record names the same fields."""
+    from lenet_tf.experiments.evaluation import EvaluationSpec
+
+    recorded = json.loads((Path(__file__).resolve().parents[1] / "reports" / report / "config.json").read_text())
+    job_facts = {"model", "split_seed", "split_sizes", "max_train", "data_fingerprint", "kind"}
+    versions = {"schema_version", "lenet_tf_version"}
+    assert set(options.run_record(EvaluationSpec())) | job_facts == set(recorded) - versions

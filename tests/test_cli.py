@@ -37,8 +37,8 @@ def _error_line(capsys) -> str:
             "--hparams applies to --model optimized only",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        (["predict", "--run", "nowhere", "--output", "s.csv", "--data", "kaggle"], "nowhere: no saved members"),
-        (["explore", "--data", "kaggle", "--model-run", "nowhere"], "nowhere: no saved members"),
+        (["predict", "--run", "nowhere", "--submission", "s.csv", "--data", "kaggle"], "nowhere: no saved members"),
+        (["explore", "--data", "kaggle", "--run", "nowhere"], "nowhere: no saved members"),
     ],
 )
 def test_bad_arguments_give_one_line_and_status_2(argv, message, capsys, kaggle_dir, tmp_path, monkeypatch) -> None:
@@ -60,7 +60,8 @@ def test_bad_csv_and_bad_hparams_file(kaggle_dir: Path, tmp_path: Path, capsys) 
 
     hp = tmp_path / "hp.json"
     hp.write_text(json.dumps(OPTIMIZED_HPARAMS.to_dict() | {"units_1": 100}))
-    assert main(["ensemble", "--data", "sample", "--hparams", str(hp), "--out", str(tmp_path / "e")]) == 2
+    assert main(["ensemble", "--recipe", "reference", "--data", "sample", "--hparams", str(hp), "--out",
+                 str(tmp_path / "e")]) == 2
     assert "hp.json: units_1=100 is not allowed" in _error_line(capsys)
 
 
@@ -100,10 +101,10 @@ def test_train_resume_predict_end_to_end(kaggle_dir: Path, tmp_path: Path, capsy
     assert "different configuration (train.epochs: 1 there, 2 now)" in _error_line(capsys)
 
     target = tmp_path / "sub.csv"
-    assert main(["predict", "--run", str(out), "--data", str(kaggle_dir), "--output", str(target)]) == 0
+    assert main(["predict", "--run", str(out), "--data", str(kaggle_dir), "--submission", str(target)]) == 0
     assert target.read_text() == (out / "submission.csv").read_text()
     target.write_text("ImageId,Label\n1,1\n")
-    assert main(["predict", "--run", str(out), "--data", str(kaggle_dir), "--output", str(target)]) == 2
+    assert main(["predict", "--run", str(out), "--data", str(kaggle_dir), "--submission", str(target)]) == 2
     assert "already exists with other predictions; pass --force" in _error_line(capsys)
     assert target.read_text() == "ImageId,Label\n1,1\n"
 
@@ -150,6 +151,7 @@ def test_make_passes_only_what_the_user_set() -> None:
         line = _make(target).replace("--out results/ensemble-reference", "")  # its own, not the command's
         assert not {"--epochs", "--seed", "--members", "--model", "--out", "--tuner"} & set(line.split()), line
     assert "--members 2 --epochs 20 --seed 1" in _make("ensemble", "MEMBERS=2", "EPOCHS=20", "SEED=1")
+    assert "--recipe" not in _make("ensemble")  # its default is the flagship, as plain lenet-tf ensemble's
     assert "--model standard" in _make("robustness") and "--model" not in _make("robustness", "RUN=r")
 
 
@@ -159,7 +161,7 @@ def test_make_help_prints_the_commands_defaults() -> None:
     from lenet_tf.ensemble import FLAGSHIP
 
     shown = " ".join(_make("help", dry=False).split())
-    ref, curve = parse_args(["ensemble"]), parse_args(["learning-curve"])
+    ref, curve = parse_args(["ensemble", "--recipe", "reference"]), parse_args(["learning-curve"])
     evaluation, train = parse_args(["evaluate"]), parse_args(["train"])
     study = parse_args(["study", "--name", "dropout"])
     for expected in (
@@ -173,3 +175,67 @@ def test_make_help_prints_the_commands_defaults() -> None:
         f"baselines: REPEATS={parse_args(['baselines']).repeats}",
     ):
         assert expected in shown, expected
+
+
+def test_one_name_each_and_the_old_names_say_so(capsys) -> None:
+    """Issue 29, item 13: a submission path was --submission in train/ensemble but --output in predict,
+    a finished run --run in predict/robustness but --model-run in explore."""
+    from lenet_tf.cli import parse_args
+
+    assert parse_args(["predict", "--run", "r", "--submission", "s.csv"]).submission == "s.csv"
+    assert capsys.readouterr().err == ""
+    assert parse_args(["predict", "--run", "r", "--output", "s.csv"]).submission == "s.csv"
+    assert "note: --output is now --submission" in capsys.readouterr().err
+    assert parse_args(["explore", "--run", "r"]).run == "r"
+    assert parse_args(["explore", "--model-run", "r"]).run == "r"
+    assert "note: --model-run is now --run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["evaluate"], ["learning-curve"], ["study", "--name", "dropout"], ["robustness"],
+                                  ["baselines"], ["tune"]])  # fmt: skip
+def test_commands_that_predict_no_test_file_refuse_test(argv: list[str], capsys) -> None:
+    """``--test`` was offered (and ignored) by commands that never predict a test file."""
+    from lenet_tf.cli import parse_args
+
+    with pytest.raises(SystemExit) as exit_:
+        parse_args([*argv, "--test", "test.csv"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --test" in capsys.readouterr().err
+    for predicting in (["train"], ["ensemble"], ["predict", "--run", "r", "--submission", "s"], ["explore"]):
+        assert parse_args([*predicting, "--test", "t.csv"]).test == "t.csv"
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join("none" if v is None else _shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_the_command_line_docs_show_each_commands_defaults() -> None:
+    """Issue 29, item 9: docs/cli.md copied the defaults by hand. Each ``[--flag value]`` it shows is
+    the default the command line gives (placeholders in capitals, choices and example files aside)."""
+    import re
+
+    from lenet_tf.cli import parse_args
+
+    block = (ROOT / "docs" / "cli.md").read_text().split("## Command line\n\n```text\n", 1)[1].split("```", 1)[0]
+    commands: list[str] = []
+    for line in block.splitlines():  # a command's continuation lines join it
+        if line.startswith("lenet-tf "):
+            commands.append(line)
+        else:
+            commands[-1] += line
+    required = {"predict": ["--run", "r", "--submission", "s.csv"], "study": ["--name", "dropout"]}
+    checked = []
+    for line in commands:
+        words = line.split()
+        recipe = ["--recipe", words[3]] if words[2:3] == ["--recipe"] else []
+        args = vars(parse_args([words[1], *required.get(words[1], []), *recipe]))
+        for flag, value in re.findall(r"\[(--[a-z-]+) ([^\]\s]+)\]", line):
+            default = args[flag[2:].replace("-", "_")]
+            if value.isupper() or "|" in value or "..." in value or "…" in value or default is None:
+                continue
+            if value.endswith((".json", ".csv")):
+                continue
+            assert value == _shown(default), f"{words[1]} {flag}: the docs show {value}, the command {default}"
+            checked.append(flag)
+    assert len(checked) >= 15

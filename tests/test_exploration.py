@@ -30,7 +30,8 @@ def test_explore_writes_figures_and_a_summary_consistent_with_the_data(tiny, tmp
     for name in FIGURES:
         assert (out / name).read_bytes()[:8] == PNG, name
     assert not (out / TEST_FIGURE).exists()
-    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary.report))
+    assert set(summary.paths) == {*FIGURES, "summary.json", "summary.md"} and summary.out == out
 
     counts = np.bincount(tiny.train_labels, minlength=10)
     assert summary["label_counts"] == counts.tolist()

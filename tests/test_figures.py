@@ -11,6 +11,7 @@ import matplotlib.colors
 import numpy as np
 import pytest
 from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from lenet_tf import figures, plots
@@ -54,10 +55,12 @@ def test_misclassified_order_and_gallery(tiny, tmp_path: Path) -> None:
         probabilities[index] = (1 - confidence) / 9
         probabilities[index, (labels[index] + 1) % 10] = confidence
     assert misclassified_indices(labels, probabilities).tolist() == [7, 12, 30, 3]  # confident first, ties by index
-    path = plot_misclassified(tiny.train_images[:40], labels, probabilities, tmp_path / "wrong.png", title="test")
+    path = tmp_path / "wrong.png"
+    assert isinstance(plot_misclassified(tiny.train_images[:40], labels, probabilities, path, title="test"), Figure)
     assert_png(path)
     right = np.eye(10)[labels]
-    assert_png(plot_misclassified(tiny.train_images[:40], labels, right, tmp_path / "none.png"))
+    plot_misclassified(tiny.train_images[:40], labels, right, tmp_path / "none.png")
+    assert_png(tmp_path / "none.png")
     with pytest.raises(LenetError, match=r"expected probabilities of shape \(40, 10\), got \(39, 10\)"):
         plot_misclassified(tiny.train_images[:40], labels, probabilities[:39], tmp_path / "bad.png")
     with pytest.raises(LenetError, match="limit must be an integer ≥ 1"):
@@ -66,9 +69,11 @@ def test_misclassified_order_and_gallery(tiny, tmp_path: Path) -> None:
 
 def test_digit_grid_and_test_predictions(tiny, tmp_path: Path) -> None:
     images = tiny.test_images[:12]
-    assert_png(plot_digit_grid(images, [str(i) for i in range(12)], tmp_path / "grid.png", title="t", columns=5))
+    plot_digit_grid(images, [str(i) for i in range(12)], tmp_path / "grid.png", title="t", columns=5)
+    assert_png(tmp_path / "grid.png")
     proba = np.eye(10)[np.arange(12) % 10]
-    assert_png(plot_test_predictions(images, proba, tmp_path / "pred.png", title="t", labels=tiny.test_labels[:12]))
+    plot_test_predictions(images, proba, tmp_path / "pred.png", title="t", labels=tiny.test_labels[:12])
+    assert_png(tmp_path / "pred.png")
     with pytest.raises(LenetError, match="11 captions for 12 images"):
         plot_digit_grid(images, ["x"] * 11, tmp_path / "bad.png", title="t")
     with pytest.raises(LenetError, match=r"expected images of shape \(N, 28, 28\)"):
@@ -84,7 +89,8 @@ def test_first_convolution_is_found_for_every_builder(builder, name, filters, ti
     assert conv.name == name
     maps = feature_maps(model, tiny.train_images[0])
     assert maps.shape == (28, 28, filters)  # LeNet-5 pads to 32 and convolves 'valid': 28 again
-    assert_png(plot_first_layer(model, tiny.train_images[0], tmp_path / f"{name}.png"))
+    plot_first_layer(model, tiny.train_images[0], tmp_path / f"{name}.png")
+    assert_png(tmp_path / f"{name}.png")
 
 
 def test_feature_maps_match_a_hand_computed_convolution(tiny) -> None:
@@ -112,9 +118,11 @@ def test_member_histories_and_history_figures(tmp_path: Path) -> None:
     histories = load_member_histories(tmp_path / "run")
     assert [len(h["accuracy"]) for h in histories] == [4, 6, 3]
     assert load_member_histories(members) == histories  # the members/ directory itself works too
-    assert_png(plot_training_history(histories, tmp_path / "all.png", title="ensemble"))
-    assert_png(plot_training_history(histories[0], tmp_path / "one.png", title="one model"))
-    assert_png(plot_training_history(histories[:2], tmp_path / "named.png", title="two", names=["a", "b"]))
+    plot_training_history(histories, tmp_path / "all.png", title="ensemble")
+    plot_training_history(histories[0], tmp_path / "one.png", title="one model")
+    plot_training_history(histories[:2], tmp_path / "named.png", title="two", names=["a", "b"])
+    for name in ("all", "one", "named"):
+        assert_png(tmp_path / f"{name}.png")
     with pytest.raises(LenetError, match="1 names for 2 histories"):
         plot_training_history(histories[:2], tmp_path / "bad.png", title="two", names=["a"])
 
@@ -135,10 +143,8 @@ def test_convergence_shows_the_error_rate_on_a_log_axis_in_whole_epochs(tmp_path
     drawn on a log axis beside it, epochs are whole numbers, and the title spans both panels."""
     import lenet_tf.plots as plots
 
-    shown = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, path: shown.setdefault("fig", fig))
     history = {"accuracy": [0.9, 0.99, 0.999, 1.0], "val_accuracy": [0.95, 0.985, 0.99, 0.991]}
-    plots.plot_convergence([history, history], tmp_path / "run" / "c.png", title="a long model title")
+    shown = {"fig": plots.plot_convergence([history, history], None, title="a long model title", run="run")}
     accuracy_axis, error_axis = shown["fig"].axes
     assert error_axis.get_yscale() == "log" and accuracy_axis.get_yscale() == "linear"
     assert shown["fig"]._suptitle.get_text() == "run: a long model title\n2 members overlaid"
@@ -150,7 +156,7 @@ def test_convergence_shows_the_error_rate_on_a_log_axis_in_whole_epochs(tmp_path
 # ----------------------------------------------------------------------------- figures people look at
 # Every figure kind is rendered at one epoch / one repeat and at many, then checked the way a reader
 # would: every text inside the figure, no legend over a plotted point, a single point still drawn,
-# counts in the singular at one. The figures are caught when _save closes them, after their layout.
+# counts in the singular at one. The figures are caught when save_figure closes them, after their layout.
 
 MANY = 12
 RIGHT_AT_ONE = re.compile(r"\b1 (repeat|member|trial|epoch|configuration|image)s\b|\(s\)")
@@ -300,11 +306,12 @@ def _confusion(n: int) -> dict:
     return {"n": n, "mean": np.mean(matrices, axis=0).tolist(), "std": std.tolist()}
 
 
-def _roc(n: int, path: Path, weak: bool = False) -> None:
+def _roc(n: int, path: Path | None, weak: bool = False) -> Figure:
     runs = [_test_set(weak=weak, seed=seed) for seed in range(n)]
     labels = runs[0][0]
     auc = {"n": n, "mean": [0.999 - (0.3 if weak else 0.0)] * 10, "std": [0.001] * 10}
-    plots.plot_roc_curves(labels, [proba for _, proba in runs], auc, path, title="optimized LeNet, ensemble of 5")
+    title = "optimized LeNet, ensemble of 5"
+    return plots.plot_roc_curves(labels, [proba for _, proba in runs], auc, path, title=title)
 
 
 def _repeats(n: int) -> list[dict]:
@@ -331,93 +338,95 @@ def _gradients(epochs: int, configurations: int = 5) -> dict:
     return {f"config_{c}": series for c in range(configurations)}
 
 
-def _first_layer(n: int, path: Path) -> None:
+def _first_layer(n: int, path: Path | None) -> Figure:
     set_seed(0)
     model = standard_lenet() if n == 1 else optimized_lenet()
     images = np.random.default_rng(0).integers(0, 256, (1, 28, 28), dtype=np.uint8)
-    plot_first_layer(model, images[0], path)
+    return plot_first_layer(model, images[0], path)
 
 
 def _digits(n: int) -> np.ndarray:
     return np.random.default_rng(n).integers(0, 256, (n, 28, 28), dtype=np.uint8)
 
 
-def _misclassified(n: int, path: Path) -> None:
+def _misclassified(n: int, path: Path | None) -> Figure:
     labels, proba = _test_set(per_digit=5)
     wrong = np.arange(n)
     proba[wrong] = np.roll(np.eye(10)[labels[wrong]], 1, axis=1) * 0.9 + 0.01  # n confident mistakes
     proba[n:] = np.eye(10)[labels[n:]]
-    plot_misclassified(_digits(len(labels)), labels, proba, path, title="validation images")
+    return plot_misclassified(_digits(len(labels)), labels, proba, path, title="validation images")
 
 
 def _intermediate(n: int) -> list:
     return [(str(t), list(range(1, n + 1)), _converging(n, 0.97, seed=t)["val_accuracy"]) for t in range(max(n, 1))]
 
 
-def _baselines(n: int, path: Path) -> None:
+def _baselines(n: int, path: Path | None) -> Figure:
     rows, columns = [0.1 * 10**i for i in range(min(n, 4))], ["scale", 0.01][: min(n, 2)]
     grid = {"row_name": "C", "rows": rows, "column_name": "gamma", "columns": columns,
             "values": [[0.9 + 0.01 * i] * len(columns) for i in range(len(rows))]}  # fmt: skip
     grids = [{**grid, "name": name} for name in ("SVM (RBF)", "k-nearest neighbours")]
     timings = [(family, 10.0 * (i + 1), 0.9 + 0.005 * i) for family in ("SVM", "kNN") for i in range(n)]
-    plots.plot_baseline_grids(grids, timings, path, title="Classical baselines", measure="validation accuracy")
+    return plots.plot_baseline_grids(grids, timings, path, title="Classical baselines", measure="validation accuracy")
 
 
-def _pca(n: int, path: Path) -> None:
+def _pca(n: int, path: Path | None) -> Figure:
     """``n`` digits present (at most 9: never a 7, which the legend must then not list)."""
     digits = [d for d in range(10) if d != 7][: min(n, 9)]
     labels = np.repeat(digits, 3000 // len(digits))  # exploration plots 5,000 by default
     coords = np.random.default_rng(n).uniform(-4, 4, (len(labels), 2))  # overlapping clusters filling the axes
     coords += np.stack([np.cos(labels), np.sin(labels)], axis=1)
-    plots.plot_pca_scatter(coords, labels, [0.097, 0.071], 42000, path)
+    return plots.plot_pca_scatter(coords, labels, [0.097, 0.071], 42000, path)
 
 
-def _convergence(n: int, path: Path) -> None:
+def _convergence(n: int, path: Path | None) -> Figure:
     histories = [_converging(n, 0.97, seed) for seed in range(2)]
-    plots.plot_convergence(histories, path, "LeNet-5 with batch normalisation (32/64 filters, dropout)", repeats=2)
+    title = "LeNet-5 with batch normalisation (32/64 filters, dropout)"
+    return plots.plot_convergence(histories, path, title, repeats=2)
 
 
-def _learning_curve(n: int, path: Path) -> None:
+def _learning_curve(n: int, path: Path | None) -> Figure:
     sizes = [252 * (i + 1) for i in range(min(n, 10))]
     curve = {"sizes": sizes, "repeats": n, "train_mean": [0.96] * len(sizes), "test_mean": [0.92] * len(sizes),
              "train_std": [0.01] * len(sizes), "test_std": [0.01] * len(sizes)}  # fmt: skip
-    plots.plot_learning_curve(curve, path, title="standard LeNet")
+    return plots.plot_learning_curve(curve, path, title="standard LeNet")
 
 
-def _hparam_importance(n: int, path: Path) -> None:
+def _hparam_importance(n: int, path: Path | None) -> Figure:
     names = [f"hyperparameter_{i}" for i in range(n)]
-    plots.plot_hparam_importance(names, [0.1 * i for i in range(n)], [0.01] * n, path, "search", note="too few trials")
+    means = [0.1 * i for i in range(n)]
+    return plots.plot_hparam_importance(names, means, [0.01] * n, path, "search", note="too few trials")
 
 
-def _epsilon(n: int, path: Path) -> None:
+def _epsilon(n: int, path: Path | None) -> Figure:
     curves = {name: ([0.98 * np.exp(-5 * k * i / n) for i in range(n)], [0.01] * n)
               for k, name in enumerate(("standard", "adversarially trained"))}  # fmt: skip
-    plots.plot_accuracy_vs_epsilon([0.05 * i for i in range(n)], curves, path, "FGSM, optimized LeNet")
+    return plots.plot_accuracy_vs_epsilon([0.05 * i for i in range(n)], curves, path, "FGSM, optimized LeNet")
 
 
-def _learning_rates(n: int, path: Path) -> None:
+def _learning_rates(n: int, path: Path | None) -> Figure:
     rows = [
         (opt, 10.0**-k, 0.9 + 0.01 * k, 0.01) for opt in ("sgd", "momentum", "adam") for k in range(1, min(n, 4) + 1)
     ]
-    plots.plot_learning_rate_grid(rows, path, "optimizer study, standard LeNet")
+    return plots.plot_learning_rate_grid(rows, path, "optimizer study, standard LeNet")
 
 
 OPTIMIZER_STUDY = ("sgd_lr0.0001", "sgd_lr0.001", "sgd_lr0.01", "sgd_lr0.1", "momentum_lr0.0001", "momentum_lr0.001",
                    "momentum_lr0.01", "adam_lr0.001", "step_decay_lr0.1")  # fmt: skip
 
 
-def _study_convergence(n: int, path: Path) -> None:
+def _study_convergence(n: int, path: Path | None) -> Figure:
     histories = {label: [_converging(n, 0.95 + 0.005 * c, seed) for seed in range(2)]
                  for c, label in enumerate(OPTIMIZER_STUDY)}  # fmt: skip
-    plots.plot_configuration_convergence(histories, path, title="optimizer study, standard LeNet")
+    return plots.plot_configuration_convergence(histories, path, title="optimizer study, standard LeNet")
 
 
-def _test_predictions(n: int, path: Path) -> None:
+def _test_predictions(n: int, path: Path | None) -> Figure:
     title = f"First {n} test digits with the predictions of 5 members of reports/flagship-deployment"
-    plot_test_predictions(_digits(n), np.eye(10)[np.arange(n) % 10], path, labels=np.arange(n) % 10, title=title)
+    return plot_test_predictions(_digits(n), np.eye(10)[np.arange(n) % 10], path, labels=np.arange(n) % 10, title=title)
 
 
-FIGURE_KINDS: dict[str, Callable[[int, Path], object]] = {
+FIGURE_KINDS: dict[str, Callable[[int, Path | None], Figure]] = {
     "plot_convergence": _convergence,
     "plot_roc_curves": _roc,
     "plot_confusion": lambda n, p: plots.plot_confusion(_confusion(n), p, title="optimized LeNet, ensemble of 5"),
@@ -457,6 +466,20 @@ def test_every_figure_kind_is_covered() -> None:
     assert kinds == set(FIGURE_KINDS)
 
 
+@pytest.mark.parametrize("kind", sorted(FIGURE_KINDS))
+def test_every_plot_returns_its_figure_and_writes_only_when_given_a_path(kind: str, tmp_path: Path) -> None:
+    """Issue 29, item 7: a notebook shows the returned Figure (no file needed); with a path the PNG is
+    written and the figure closed in pyplot, so that a loop of runs leaks no open figures."""
+    before = set(plots.plt.get_fignums())
+    unsaved = FIGURE_KINDS[kind](3, None)
+    assert isinstance(unsaved, Figure) and unsaved.number in plots.plt.get_fignums()
+    assert not any(tmp_path.iterdir())
+    plots.plt.close(unsaved)
+    saved = FIGURE_KINDS[kind](3, tmp_path / "f.png")
+    assert isinstance(saved, Figure) and set(plots.plt.get_fignums()) == before
+    assert_png(tmp_path / "f.png")
+
+
 @pytest.mark.parametrize("n", [1, MANY])
 @pytest.mark.parametrize("kind", sorted(FIGURE_KINDS))
 def test_figures_are_readable_at_one_and_at_many(kind: str, n: int, rendered, tmp_path: Path) -> None:
@@ -464,7 +487,7 @@ def test_figures_are_readable_at_one_and_at_many(kind: str, n: int, rendered, tm
     path = tmp_path / "run" / f"{kind}.png"
     FIGURE_KINDS[kind](n, path)
     assert_png(path)
-    assert rendered, "the figure was not saved through _save"
+    assert rendered, "the figure was not saved through save_figure"
     for fig in rendered:
         assert_readable(fig)
 

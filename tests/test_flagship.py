@@ -96,13 +96,16 @@ def test_tfdata_and_steps_per_execution_train_the_same_model(tiny) -> None:
 
 def test_members_trained_together_learn_as_if_alone(tiny) -> None:
     split = split_data(tiny, "deployment")
-    models, results = train_together(wide_lenet5, split, members=2, config=FAST, seeds=[0, 1], progress=False)
+    together_config = TrainConfig(epochs=2, batch_size=64, restore_best=False)  # the joint graph keeps the last
+    models, results = train_together(
+        wide_lenet5, split, members=2, config=together_config, seeds=[0, 1], progress=False
+    )
     assert [r.seed for r in results] == [0, 1] and [r.epochs_run for r in results] == [2, 2]
     assert [m.name for m in models] == ["wide_lenet5_1", "wide_lenet5_2"]
     assert not np.allclose(models[0].get_weights()[0], models[1].get_weights()[0])
     # The summed loss gives each branch its own gradient: with one whole-set batch per epoch (so the
     # shuffle order cannot matter), member 1 follows the lone training of seed 0 step for step.
-    whole = replace(FAST, epochs=3, patience=3, batch_size=len(split.y_train))
+    whole = replace(together_config, epochs=3, batch_size=len(split.y_train))
     together, _ = train_together(wide_lenet5, split, members=2, config=whole, seeds=[0, 1], progress=False)
     # refit keeps the last weights, as train_together does (train would restore the best epoch's).
     alone, _ = refit(wide_lenet5, split.x_train, split.y_train, epochs=3, config=whole, seed=0, progress=False)
@@ -117,9 +120,11 @@ def test_members_trained_together_learn_as_if_alone(tiny) -> None:
     for mine, lone in zip(together[0].get_weights(), alone.get_weights(), strict=True):
         np.testing.assert_allclose(mine, lone, rtol=1e-3, atol=1e-5)
     with pytest.raises(LenetError, match="not plateau"):
-        train_together(wide_lenet5, split, members=2, config=replace(FAST, lr_schedule="plateau"), progress=False)
+        train_together(
+            wide_lenet5, split, members=2, config=replace(together_config, lr_schedule="plateau"), progress=False
+        )
     with pytest.raises(LenetError, match="2 members need 2 seeds"):
-        train_together(wide_lenet5, split, members=2, config=FAST, seeds=[0], progress=False)
+        train_together(wide_lenet5, split, members=2, config=together_config, seeds=[0], progress=False)
 
 
 def test_refit_trains_a_fixed_number_of_epochs_without_validation(tiny) -> None:
@@ -200,13 +205,21 @@ def test_unfinished_refit_is_not_loaded(wide_run, tmp_path: Path) -> None:
     assert len(ensemble) == 2  # members/, not the one-member refit/
 
 
+def test_plain_ensemble_is_make_ensemble() -> None:
+    """Issue 29, item 13: `make ensemble` trained the flagship, plain `lenet-tf ensemble` the reference's
+    10 optimized LeNets (hours): one default for both."""
+    plain, flagship = vars(parse_args(["ensemble"])), vars(parse_args(["ensemble", "--recipe", "flagship"]))
+    plain.pop("_commands"), flagship.pop("_commands")
+    assert plain == flagship  # and `make ensemble` passes no --recipe (tests/test_cli.py)
+
+
 def test_recipe_flagship_sets_defaults_that_flags_override() -> None:
     args = parse_args(["ensemble", "--recipe", "flagship"])
     for key, value in FLAGSHIP.items():
         assert getattr(args, key) == value, key
     args = parse_args(["ensemble", "--recipe", "flagship", "--members", "3", "--epochs", "7"])
     assert args.members == 3 and args.epochs == 7 and args.augment is True
-    plain = parse_args(["ensemble"])
+    plain = parse_args(["ensemble", "--recipe", "reference"])
     assert plain.model == "optimized" and plain.members == 10 and not plain.augment and not plain.refit
     assert not plain.final_weights  # the reference protocol restores the best validation epoch
     assert flagship_train_config().restore_best is False
@@ -250,7 +263,7 @@ def test_levers_table(tiny, tmp_path: Path) -> None:
     rows = measure_levers(
         tmp_path / "levers", data=tiny, names=("wide-b128", "wide-augment-spe8", "wide-augment-2in1"), epochs=1,
         progress=False, echo=lambda _: None,
-    )  # fmt: skip
+    )["levers"]  # fmt: skip
     assert [r["name"] for r in rows] == ["wide-b128", "wide-augment-spe8", "wide-augment-2in1"]
     assert all(r["epochs_run"] == 1 and r["seconds_per_epoch"] > 0 for r in rows)
     assert [r["together"] for r in rows] == [1, 1, 2]
@@ -260,7 +273,7 @@ def test_levers_table(tiny, tmp_path: Path) -> None:
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "levers" / "levers").glob("*/metrics.json")}
     names = ("wide-b128", "wide-augment-spe8", "wide-augment-2in1")
     again = measure_levers(tmp_path / "levers", data=tiny, names=names, epochs=1, progress=False, echo=lambda _: None)
-    assert again == rows and len(stamps) == 3
+    assert again["levers"] == rows and again.resumed and len(stamps) == 3
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     with pytest.raises(LenetError, match="unknown lever 'fastest'"):
         measure_levers(tmp_path / "levers", data=tiny, names=("fastest",), progress=False)

@@ -103,7 +103,7 @@ def test_predict_never_writes_over_what_it_reads(kaggle_dir: Path, tmp_path: Pat
     path = {"--test": other_test, "member": run / "member_01.keras"}.get(target, kaggle_dir / target)
     test = ["--test", str(other_test)] if target == "--test" else []
     saved = path.read_bytes()
-    argv = ["predict", "--run", str(run), "--data", str(kaggle_dir), *test, "--output", str(path), "--force"]
+    argv = ["predict", "--run", str(run), "--data", str(kaggle_dir), *test, "--submission", str(path), "--force"]
     assert main(argv) == 2
     assert f"{path}: an input of this command" in _error_line(capsys)
     assert path.read_bytes() == saved
@@ -168,7 +168,7 @@ def test_predict_refuses_a_run_with_a_member_deleted(kaggle_dir: Path, tmp_path:
     run = _run(tmp_path, 2, models=True)
     (run / "members" / "member_02.keras").unlink()
     out = tmp_path / "submission.csv"
-    assert main(["predict", "--run", str(run), "--data", str(kaggle_dir), "--output", str(out)]) == 2
+    assert main(["predict", "--run", str(run), "--data", str(kaggle_dir), "--submission", str(out)]) == 2
     line = _error_line(capsys)
     assert f"{run / 'members' / 'member_02.keras'}: no such file, but the run has 2 members" in line
     assert not out.exists()

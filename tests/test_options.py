@@ -84,7 +84,7 @@ REFUSED = [
     (["study", "--name", "optimizer", "--lr-schedule", "cosine"], "--lr-schedule does not apply to the optimizer"),
     (["study", "--name", "batch_size", "--batch-size", "64"], "--batch-size does not apply to the batch_size study"),
     (["study", "--name", "dropout", "--augment"], "--augment does not apply to a study"),
-    (["explore", "--members", "3"], "--members applies with --model-run only"),
+    (["explore", "--members", "3"], "--members applies with --run only"),
     (["train", "--augment-shift", "0.2"],
      "--augment-shift, --augment-rotation and --augment-zoom apply with --augment only"),
     (["evaluate", "--augment-zoom", "0.2"], "apply with --augment only"),
@@ -152,11 +152,12 @@ TARGETS = {
     "predict": "lenet_tf.pipeline.predict_run", "explore": "lenet_tf.experiments.exploration.explore",
     "compare": "lenet_tf.experiments.report.compare",
 }  # fmt: skip
-BASE = {"robustness": ["--model", "standard"], "study": ["--name", "activation"], "predict": ["--run", "r", "--output",
-        "o.csv"]}  # fmt: skip
+# ensemble: its options under the reference recipe (the flagship's turn early stopping off).
+BASE = {"robustness": ["--model", "standard"], "study": ["--name", "activation"],
+        "predict": ["--run", "r", "--submission", "o.csv"], "ensemble": ["--recipe", "reference"]}  # fmt: skip
 # What else a value needs to be honoured (strengths need --augment, which robustness allows only
 # without adversarial training); what no value of an option can make honourable (None).
-NEEDS = {name: ["--augment"] for name in opt.STRENGTHS} | {"members@explore": ["--model-run", "r"]}
+NEEDS = {name: ["--augment"] for name in opt.STRENGTHS} | {"members@explore": ["--run", "r"]}
 NEEDS |= {f"{name}@robustness": ["--augment", "--no-adversarial-training"] for name in opt.STRENGTHS}
 NEEDS |= {"augment@robustness": ["--no-adversarial-training"], "augment@study": None}
 NEEDS |= {f"{name}@study": None for name in opt.STRENGTHS}
@@ -200,7 +201,7 @@ def _landed(call: dict[str, Any], name: str, cls: type) -> Any:
         fields = {"executor": "name", "ray_address": "address", "ray_cpus": "cpus", "ray_gpus": "gpus"}
         return getattr(executor, fields.get(name, "files"))
     spec = call.get("spec")
-    if spec is not None and cls not in (opt.DataOptions, opt.OutputOptions, opt.ProgressOptions):
+    if spec is not None and cls not in (opt.DataOptions, opt.TestFileOptions, opt.OutputOptions, opt.ProgressOptions):
         if cls is opt.SubmissionOptions:
             return call["submission"]
         if cls is opt.StudyFilter:
@@ -264,17 +265,17 @@ def test_label_smoothing_changes_the_training_loss(tiny, tmp_path: Path) -> None
 
     from lenet_tf.data import split_data
     from lenet_tf.models import classic_lenet5
-    from lenet_tf.training import _trainer, train
+    from lenet_tf.training import compiled_trainer, train
 
     labels = np.array([3, 7])
     probabilities = np.full((2, 10), 0.05, dtype="float32")
     probabilities[0, 3] = probabilities[1, 1] = 0.55
     smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(keras.ops.one_hot(labels, 10), probabilities)
     plain = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
-    trainer = _trainer(classic_lenet5(), TrainConfig(label_smoothing=0.2), seed=0)
+    trainer = compiled_trainer(classic_lenet5(), TrainConfig(label_smoothing=0.2), seed=0)
     assert float(trainer.loss(labels, probabilities)) == pytest.approx(float(smoothed), rel=1e-6)
     assert float(smoothed) != pytest.approx(float(plain), rel=1e-3)
-    assert _trainer(classic_lenet5(), TrainConfig(), seed=0).loss == "sparse_categorical_crossentropy"
+    assert compiled_trainer(classic_lenet5(), TrainConfig(), seed=0).loss == "sparse_categorical_crossentropy"
     # A member trained with it saves and loads like any other.
     config = TrainConfig(epochs=1, batch_size=64, label_smoothing=0.1)
     model, result = train(classic_lenet5, split_data(tiny, "deployment"), config=config, progress=False)

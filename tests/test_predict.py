@@ -52,7 +52,7 @@ def test_test_file_replaces_the_sources_own(kaggle_dir: Path, tmp_path: Path, te
 
 def test_predict_uses_the_given_test_file(kaggle_dir: Path, run: Path, test10: Path, tmp_path: Path) -> None:
     out = tmp_path / "sub.csv"
-    argv = ["predict", "--run", str(run), "--data", str(kaggle_dir), "--test", str(test10), "--output", str(out)]
+    argv = ["predict", "--run", str(run), "--data", str(kaggle_dir), "--test", str(test10), "--submission", str(out)]
     assert main(argv) == 0
     assert len(read_submission(out)) == 10
 
@@ -63,7 +63,7 @@ def test_predict_reads_test_data_alone(tmp_path: Path, run: Path, tiny: DigitDat
     (folder / "test.csv").write_text(csv_text(tiny.test_images))
     for source in (folder, folder / "test.csv"):
         out = tmp_path / f"{Path(source).name}.csv"
-        assert main(["predict", "--run", str(run), "--data", str(source), "--output", str(out)]) == 0
+        assert main(["predict", "--run", str(run), "--data", str(source), "--submission", str(out)]) == 0
         assert len(read_submission(out)) == len(tiny.test_images)
     # A zip whose train.csv is broken: predicting never reads it.
     archive = tmp_path / "digit-recognizer.zip"
@@ -80,7 +80,7 @@ def test_predict_reads_test_data_alone(tmp_path: Path, run: Path, tiny: DigitDat
 def test_predict_without_test_images_is_one_line(kaggle_dir: Path, run: Path, tmp_path: Path, capsys) -> None:
     (kaggle_dir / "test.csv").unlink()
     with pytest.raises(SystemExit) as excinfo:
-        sys.exit(main(["predict", "--run", str(run), "--data", str(kaggle_dir), "--output", str(tmp_path / "s.csv")]))
+        sys.exit(main(["predict", "--run", str(run), "--data", str(kaggle_dir), "--submission", str(tmp_path / "s")]))
     assert excinfo.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"lenet-tf: error: {kaggle_dir}: the directory holds neither test.csv nor digit-recognizer.zip"]
@@ -100,7 +100,7 @@ def test_test_csv_must_match_sample_submission(kaggle_dir: Path, tmp_path: Path,
     with pytest.raises(LenetError, match=message):
         load_test_data(archive)
     out = tmp_path / "s.csv"
-    assert main(["predict", "--run", str(run), "--data", str(kaggle_dir), "--output", str(out)]) == 2
+    assert main(["predict", "--run", str(run), "--data", str(kaggle_dir), "--submission", str(out)]) == 2
     assert not out.exists()
     (kaggle_dir / "sample_submission.csv").write_text(_sample_submission(50))
     assert len(load_test_data(kaggle_dir).images) == 50
@@ -109,7 +109,7 @@ def test_test_csv_must_match_sample_submission(kaggle_dir: Path, tmp_path: Path,
 def test_a_submission_not_of_28000_rows_warns(kaggle_dir: Path, run: Path, tmp_path: Path) -> None:
     out = tmp_path / "s.csv"
     with pytest.warns(DataWarning, match=r"s.csv: 50 rows, not the competition's 28,000: Kaggle will not accept it"):
-        assert main(["predict", "--run", str(run), "--data", str(kaggle_dir), "--output", str(out)]) == 0
+        assert main(["predict", "--run", str(run), "--data", str(kaggle_dir), "--submission", str(out)]) == 0
     assert len(read_submission(out)) == 50
 
 

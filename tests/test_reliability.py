@@ -118,6 +118,10 @@ def _domain_error_file(tmp: Path) -> str:
     return _hparams_file(tmp, json.dumps(OPTIMIZED_HPARAMS.to_dict() | {"pool_size_1": 3}))
 
 
+# The ensemble command under the reference recipe (its default, the flagship, turns early stopping off).
+REFERENCE = ["ensemble", "--recipe", "reference"]
+
+
 def _hparams_file(tmp: Path, content: str) -> str:
     path = tmp / "hp.json"
     path.write_text(content)
@@ -138,18 +142,18 @@ ARGUMENT_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("fraction above 1", lambda t: ["learning-curve", "--fractions", "0.5,2"],
      "--fractions: '2' is not a fraction in (0, 1]"),
     ("hparams for standard", lambda t: ["train", "--model", "standard", "--hparams", "x.json"], "--hparams applies to"),
-    ("malformed hparams JSON", lambda t: ["ensemble", "--hparams", _hparams_file(t, '{"units_1": 64,')],
+    ("malformed hparams JSON", lambda t: [*REFERENCE, "--hparams", _hparams_file(t, '{"units_1": 64,')],
      "hp.json: line 1: malformed JSON"),
     ("hparams out of domain",
-     lambda t: ["ensemble", "--hparams", _domain_error_file(t)],
+     lambda t: [*REFERENCE, "--hparams", _domain_error_file(t)],
      "hp.json: pool_size_1=3 is not allowed; choose one of 2, 4"),
-    ("hparams unknown key", lambda t: ["ensemble", "--hparams",
+    ("hparams unknown key", lambda t: [*REFERENCE, "--hparams",
                                        _hparams_file(t, json.dumps(OPTIMIZED_HPARAMS.to_dict() | {"lr": 0.1}))],
      "hp.json: unknown hyperparameter 'lr'"),
-    ("hparams missing file", lambda t: ["ensemble", "--hparams", str(t / "none.json")], "none.json: no such file"),
+    ("hparams missing file", lambda t: [*REFERENCE, "--hparams", str(t / "none.json")], "none.json: no such file"),
     ("output under a file", lambda t: ["train", "--out", str(Path(_hparams_file(t, "x")) / "run")],
      "cannot write there"),
-    ("predict without run", lambda t: ["predict", "--run", str(t / "norun"), "--output", str(t / "s.csv")],
+    ("predict without run", lambda t: ["predict", "--run", str(t / "norun"), "--submission", str(t / "s.csv")],
      "norun: no saved members"),
     ("unknown lr schedule", lambda t: ["ensemble", "--lr-schedule", "warmup"],
      "argument --lr-schedule: invalid choice"),
@@ -199,7 +203,7 @@ def test_subprocess_errors_have_no_traceback(kaggle_dir: Path) -> None:
 
 def test_kill_and_resume_finishes_without_retraining(kaggle_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = [EXE, "ensemble", "--model", "classic", "--members", "3", "--epochs", "1", "--data", str(kaggle_dir),
+    argv = [EXE, *REFERENCE, "--model", "classic", "--members", "3", "--epochs", "1", "--data", str(kaggle_dir),
             "--out", str(out), "--no-progress"]  # fmt: skip
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
     rng = random.Random(1)
@@ -231,7 +235,7 @@ def test_ctrl_c_stops_with_one_line_and_the_finished_member_kept(kaggle_dir: Pat
     out = tmp_path / "run"
     # Member 2 must still be training a second after member 1 finished: 20 epochs of LeNet-5 on the
     # 420 training digits take several seconds (and member 1, trained first, as long).
-    argv = [EXE, "ensemble", "--model", "classic", "--members", "3", "--epochs", "20", "--patience", "20",
+    argv = [EXE, *REFERENCE, "--model", "classic", "--members", "3", "--epochs", "20", "--patience", "20",
             "--data", str(kaggle_dir), "--out", str(out), "--no-progress"]  # fmt: skip
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
 

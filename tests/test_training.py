@@ -6,7 +6,7 @@ import pytest
 from lenet_tf.data import prepare, split_data
 from lenet_tf.errors import LenetError
 from lenet_tf.models import classic_lenet5, standard_lenet
-from lenet_tf.training import TrainConfig, _trainer, accuracy, predict_proba, train
+from lenet_tf.training import TrainConfig, accuracy, compiled_trainer, predict_proba, train
 
 
 def test_fit_reports_the_restored_best_epoch(tiny) -> None:
@@ -64,7 +64,7 @@ def test_bad_training_configuration(config: TrainConfig, message: str) -> None:
 
 def test_augmentation_strengths_reach_the_layers_and_the_record() -> None:
     config = TrainConfig(augment=True, augment_shift=0.05, augment_rotation=9.0, augment_zoom=0.2)
-    trainer = _trainer(standard_lenet(), config, seed=0)
+    trainer = compiled_trainer(standard_lenet(), config, seed=0)
     layers = {layer.__class__.__name__: layer for layer in trainer.layers[0].layers}
     assert layers["RandomTranslation"].height_factor == 0.05 and layers["RandomTranslation"].width_factor == 0.05
     assert layers["RandomRotation"].factor == pytest.approx((-9.0 / 360, 9.0 / 360))

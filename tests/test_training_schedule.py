@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 import keras
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from lenet_tf.data import prepare, split_data
 from lenet_tf.errors import LenetError
 from lenet_tf.models import classic_lenet5, wide_lenet5
-from lenet_tf.training import TrainConfig, fit, members_together, train_together
+from lenet_tf.training import TOGETHER_HONOURS, TrainConfig, check_together, fit, members_together, train_together
 
 
 class _Rates(keras.callbacks.Callback):
@@ -43,7 +45,8 @@ def test_cosine_schedule_decays_per_step_to_zero(tiny, pipeline: str) -> None:
 def test_train_together_any_number_of_members(tiny, members: int) -> None:
     split = split_data(tiny, "deployment", seed=0)
     models, results = train_together(
-        classic_lenet5, split, members=members, config=TrainConfig(epochs=1, batch_size=64), progress=False
+        classic_lenet5, split, members=members, config=TrainConfig(epochs=1, batch_size=64, restore_best=False),
+        progress=False,
     )
     assert len(models) == len(results) == members
     for result in results:
@@ -52,8 +55,41 @@ def test_train_together_any_number_of_members(tiny, members: int) -> None:
         assert result.extra["trained_together"] == members
 
 
-@pytest.mark.parametrize("change", [{"label_smoothing": 0.1}, {"input_pipeline": "tfdata"}])
+@pytest.mark.parametrize("change", [{"label_smoothing": 0.1}, {"input_pipeline": "tfdata"}, {"tensorboard": True}])
 def test_members_trained_together_refuse_what_they_cannot_honour(change) -> None:
     """The joint graph used the builder's loss and numpy arrays whatever the config said."""
     with pytest.raises(LenetError, match=f"members trained together cannot honour {next(iter(change))}"):
-        members_together(wide_lenet5, TrainConfig(**change), [0, 1])
+        members_together(wide_lenet5, TrainConfig(restore_best=False, **change), [0, 1])
+
+
+def test_members_trained_together_refuse_early_stopping() -> None:
+    """They train every epoch and keep the last weights: the default restore_best was ignored."""
+    with pytest.raises(LenetError, match="keep the last weights"):
+        check_together(TrainConfig())
+
+
+def _other_value(f) -> object:
+    """A valid value of TrainConfig field ``f`` other than its default."""
+    spec = f.metadata["option"]
+    if spec.choices:
+        return next(c for c in spec.choices if c != f.default)
+    if spec.kind == "bool":
+        return not f.default
+    if f.default is None:
+        return 0.5
+    return f.default + 1 if spec.kind == "int" else (spec.low or 0) / 2 + f.default / 2 + 0.01
+
+
+def test_every_fit_option_is_honoured_together_or_refused() -> None:
+    """An allow-list: an option added to TrainConfig later is refused by the joint graph until it is
+    made to work there, instead of being silently ignored (issue 29, item 3)."""
+    base = TrainConfig(restore_best=False)
+    for f in fields(TrainConfig):
+        if f.name in ("restore_best", "lr_schedule", "patience"):  # checked above / refused by the spec itself
+            continue
+        changed = replace(base, **{f.name: _other_value(f)})
+        if f.name in TOGETHER_HONOURS:
+            assert check_together(changed) is changed, f.name
+        else:
+            with pytest.raises(LenetError, match=f"cannot honour {f.name}"):
+                check_together(changed)

@@ -118,7 +118,7 @@ OUTPUT_CASES = [
     ("baselines out", lambda t, f: ["baselines", "--out", f"{f}/b"], "{f}/b"),
     ("tune out", lambda t, f: ["tune", "--out", f"{f}/t"], "{f}/t"),
     ("explore out", lambda t, f: ["explore", "--out", f"{f}/x"], "{f}/x"),
-    ("predict output", lambda t, f: ["predict", "--run", str(t), "--output", f"{f}/p.csv"], "{f}/p.csv"),
+    ("predict output", lambda t, f: ["predict", "--run", str(t), "--submission", f"{f}/p.csv"], "{f}/p.csv"),
     ("compare output", lambda t, f: ["compare", "--results", str(t / "missing"), "--output", f"{f}/r.md"], "{f}/r.md"),
 ]
 

@@ -38,7 +38,7 @@ from .. import options
 from ..data import N_CLASSES, N_PIXELS, DigitData
 from ..errors import LenetError
 from ..metrics import heldout_metrics
-from ..pipeline import prepare_job
+from ..pipeline import open_experiment
 from ..plots import plot_baseline_grids
 from ..rundir import environment, markdown_table, write_json, write_text
 from ..seeds import repeat_seed
@@ -94,9 +94,6 @@ class Cell:
 @dataclass(frozen=True)
 class BaselineSpec(options.BaselineOptions):
     """The grids, repeats (random forests only), seeds, split and parallelism of a baselines run."""
-
-    def validate(self) -> BaselineSpec:
-        return options.validate(self)
 
     def cells(self) -> list[Cell]:
         """Every grid cell, kNN first, in grid order."""
@@ -164,16 +161,11 @@ def baselines(
     executor: Any = None,
 ) -> ExperimentResult:
     """Fit (or resume) every grid cell into ``out`` and return the results (baselines.json)."""
-    spec.validate()
     started = time.perf_counter()
-    job = prepare_job(
-        "standard", None, protocol="evaluation", split_seed=spec.split_seed, max_train=spec.max_train,
-        data=data, source=source, echo=echo,
-    )  # fmt: skip
+    job = open_experiment(spec, data=data, source=source, echo=echo, model=False)
     split = job.split
     _check_grids(spec, len(split.y_train))
-    echo(f"data: {job.data.source}; split {split.sizes()}")
-    config = job.config(kind="baselines", model={"name": "baselines"}, seed=spec.seed)
+    config = job.config(kind="baselines", model={"name": "baselines"}, **options.run_record(spec))
     x_train, x_val, x_test = features(split.x_train), features(split.x_val), features(split.x_test)
     cells = {cell.key: cell for cell in spec.cells()}
     plan = [

@@ -37,7 +37,7 @@ from ..errors import LenetError
 from ..models import BUILDERS, get_builder
 from ..options import BenchmarkOptions, DataOptions, ScriptParser
 from ..rundir import environment, markdown_table, write_json, write_text
-from ..training import PREDICT_BATCH, TrainConfig, _inputs, _trainer, fit, members_together, set_seed
+from ..training import PREDICT_BATCH, TrainConfig, compiled_trainer, fit, fit_inputs, members_together, set_seed
 
 
 def training_throughput(data: DigitData, model: str, *, images: int, epochs: int, batch_size: int) -> dict[str, Any]:
@@ -107,8 +107,8 @@ def flagship_pace(data: DigitData, *, images: int, epochs: int) -> list[dict[str
         config = replace(base, **changes)
         if members == 1:
             set_seed(0)
-            trainer = _trainer(get_builder(str(FLAGSHIP["model"]))(), config, seed=0)
-            inputs, targets, options = _inputs(x, y, config, 0, training=True)
+            trainer = compiled_trainer(get_builder(str(FLAGSHIP["model"]))(), config, seed=0)
+            inputs, targets, options = fit_inputs(x, y, config, 0, training=True)
         else:
             trainer, _ = members_together(get_builder(str(FLAGSHIP["model"])), config, list(range(members)))
             inputs, targets, options = x, [y] * members, {"batch_size": config.batch_size, "shuffle": True}
@@ -244,7 +244,7 @@ def _ratio_range(ratios: list[float]) -> str:
 def build_parser() -> ScriptParser:
     """The module's command line, from its option classes (bounds, defaults and help declared once)."""
     return ScriptParser(
-        "benchmark", [(DataOptions, ("test",)), (BenchmarkOptions, ())],
+        "benchmark", [(DataOptions, ()), (BenchmarkOptions, ())],
         prog="python -m lenet_tf.experiments.benchmark", description=__doc__.splitlines()[0],
     )  # fmt: skip
 

@@ -33,7 +33,7 @@ from ..ensemble import MEMBERS_DIR, Ensemble, train_members
 from ..errors import LenetError
 from ..metrics import heldout_metrics
 from ..models import model_title
-from ..pipeline import prepare_job
+from ..pipeline import open_experiment
 from ..plots import plot_confusion, plot_convergence, plot_repeat_accuracy, plot_roc_curves
 from ..rundir import atomic_write, environment, markdown_table, read_json, write_json, write_text
 from ..seeds import repeat_seed
@@ -52,9 +52,6 @@ REPORT_MEASURES = ("precision", "recall", "f1-score")  # per class, from the cla
 @dataclass(frozen=True)
 class EvaluationSpec(options.EvaluationOptions):
     """What to evaluate: a registered model, K members per repeat, R repeats, seeds, protocol."""
-
-    def validate(self) -> EvaluationSpec:
-        return options.validate(self)
 
 
 def repeat_metrics(ensemble: Ensemble, results: list[FitResult], split: Split) -> tuple[dict[str, Any], np.ndarray]:
@@ -137,17 +134,10 @@ def evaluate(
     executor: Any = None,
 ) -> ExperimentResult:
     """Run (or resume) a repeated-training evaluation into ``out`` and return its results."""
-    spec.validate()
-    out = Path(out)
-    started = time.perf_counter()
-    job = prepare_job(
-        spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
-        max_train=spec.max_train, data=data, source=source, input_scale=spec.input_scale,
-        output_l2=spec.output_l2, echo=echo,
-    )  # fmt: skip
+    out, started = Path(out), time.perf_counter()
+    job = open_experiment(spec, data=data, source=source, echo=echo)
     split = job.split
-    echo(f"data: {job.data.source}; split {split.sizes()}")
-    config = job.config(kind="evaluation", members=spec.members, seed=spec.seed, train=spec.train.to_dict())
+    config = job.config(kind="evaluation", **options.run_record(spec))
     plan = [Item(f"{REPEATS_DIR}/repeat_{r + 1:02d}", {"repeat": r}) for r in range(spec.repeats)]
 
     def run_item(item: Item, directory: Path) -> dict[str, Any]:

@@ -24,8 +24,9 @@ from sklearn.decomposition import PCA
 from ..data import IMAGE_SIDE, N_CLASSES, DigitData, split_data, stratified_indices
 from ..errors import LenetError
 from ..figures import plot_digit_grid, plot_test_predictions
-from ..plots import _save, plot_pca_scatter, plt
+from ..plots import plot_pca_scatter, plt, save_figure
 from ..rundir import markdown_table, write_json, write_text
+from .runner import ExperimentResult
 
 FIGURES = ("samples.png", "label_distribution.png", "pixel_intensity.png", "pca_scatter.png", "mean_digits.png")
 TEST_FIGURE = "test_predictions.png"
@@ -124,8 +125,9 @@ def explore(
     seed: int = 0,
     split_seed: int = 0,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Write the exploration figures, ``summary.md`` and ``summary.json`` into ``out``; return the summary.
+) -> ExperimentResult:
+    """Write the exploration figures, ``summary.md`` and ``summary.json`` into ``out``; return them
+    (``result["label_counts"]`` reads the summary, as summary.json does).
 
     ``model_run`` is a run directory (or a ``members/`` directory) whose saved model(s) predict a
     grid of test digits; ``members`` limits how many of its members are averaged.
@@ -139,12 +141,13 @@ def explore(
     if data.test_images is not None:
         stats["test"] = pixel_statistics(data.test_images)
     coords, pca_labels, explained = pca_projection(data.train_images, data.train_labels, pca_points, seed)
+    plot_pca_scatter(coords, pca_labels, explained, len(data.train_labels), out / "pca_scatter.png")
 
     written = [
         _plot_samples(data, rng, samples, out / "samples.png"),
         _plot_label_distribution(counts, shares, split_seed, out / "label_distribution.png"),
         _plot_pixel_intensity(data, stats, out / "pixel_intensity.png"),
-        plot_pca_scatter(coords, pca_labels, explained, len(data.train_labels), out / "pca_scatter.png"),
+        out / "pca_scatter.png",
         _plot_mean_digits(data, counts, out / "mean_digits.png"),
     ]
     predictions = None
@@ -168,7 +171,11 @@ def explore(
     write_json(out / "summary.json", summary)
     write_text(out / "summary.md", summary_markdown(summary))
     echo(f"exploration of {data.source}: {', '.join(summary['figures'])}, summary.md, summary.json in {out}")
-    return summary
+    paths = {p.name: p for p in (*written, out / "summary.json", out / "summary.md")}
+    config = {"kind": "explore", "data_source": data.source, "model_run": None if model_run is None else str(model_run),
+              "members": members, "samples": samples, "test_samples": test_samples, "pca_points": pca_points,
+              "seed": seed, "split_seed": split_seed}  # fmt: skip
+    return ExperimentResult(out, config, [], summary, paths, resumed=False)
 
 
 # ----------------------------------------------------------------------------- figures
@@ -179,7 +186,8 @@ def _plot_samples(data: DigitData, rng: np.random.Generator, samples: int, path:
     chosen = np.sort(rng.choice(len(data.train_labels), size=n, replace=False))
     captions = [f"label {data.train_labels[i]}" for i in chosen]
     title = f"{n} random training digits of {len(data.train_labels):,} (caption: the label)"
-    return plot_digit_grid(data.train_images[chosen], captions, path, title=title)
+    plot_digit_grid(data.train_images[chosen], captions, path, title=title)
+    return path
 
 
 def _plot_label_distribution(counts: np.ndarray, shares: dict[str, list[float]], split_seed: int, path: Path) -> Path:
@@ -207,7 +215,8 @@ def _plot_label_distribution(counts: np.ndarray, shares: dict[str, list[float]],
     share_ax.set_title(f"Per-class share in each stratified split (split seed {split_seed})")
     share_ax.legend(fontsize=7, ncol=2, loc="upper right")
     share_ax.grid(True, axis="y", alpha=0.3)
-    return _save(fig, path)
+    save_figure(fig, path)
+    return path
 
 
 def _plot_pixel_intensity(data: DigitData, stats: dict[str, dict[str, Any]], path: Path) -> Path:
@@ -235,7 +244,8 @@ def _plot_pixel_intensity(data: DigitData, stats: dict[str, dict[str, Any]], pat
     ink_ax.set_title("Ink per image")
     ink_ax.legend(fontsize=8)
     ink_ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    save_figure(fig, path)
+    return path
 
 
 def _plot_mean_digits(data: DigitData, counts: np.ndarray, path: Path) -> Path:
@@ -245,7 +255,8 @@ def _plot_mean_digits(data: DigitData, counts: np.ndarray, path: Path) -> Path:
         means.append(mine.mean(axis=0, dtype=np.float64) if len(mine) else np.zeros((IMAGE_SIDE, IMAGE_SIDE)))
         captions.append(f"digit {digit}\n(n = {counts[digit]:,})")
     title = "Mean image of each digit (training digits; darker = more often inked)"
-    return plot_digit_grid(np.stack(means), captions, path, title=title, columns=5)
+    plot_digit_grid(np.stack(means), captions, path, title=title, columns=5)
+    return path
 
 
 def _plot_test_predictions(

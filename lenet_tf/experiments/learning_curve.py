@@ -22,7 +22,7 @@ from ..data import N_CLASSES, DigitData, Split, stratified_indices
 from ..ensemble import train_members
 from ..errors import LenetError
 from ..models import model_title
-from ..pipeline import prepare_job
+from ..pipeline import open_experiment
 from ..plots import plot_learning_curve
 from ..rundir import environment, markdown_table, write_json, write_text
 from ..seeds import point_seed, subset_seed
@@ -36,9 +36,6 @@ POINTS_DIR = "points"
 @dataclass(frozen=True)
 class LearningCurveSpec(options.LearningCurveOptions):
     """Model, members per point, training-set fractions, repeats per fraction, seeds, protocol."""
-
-    def validate(self) -> LearningCurveSpec:
-        return options.validate(self)
 
 
 def training_subset(split: Split, size: int, seed: int) -> Split:
@@ -59,19 +56,12 @@ def learning_curve(
     executor: Any = None,
 ) -> ExperimentResult:
     """Compute (or resume) a learning curve into ``out`` and return it."""
-    spec.validate()
-    out = Path(out)
-    started = time.perf_counter()
-    job = prepare_job(
-        spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
-        max_train=spec.max_train, data=data, source=source, input_scale=spec.input_scale,
-        output_l2=spec.output_l2, echo=echo,
-    )  # fmt: skip
+    out, started = Path(out), time.perf_counter()
+    job = open_experiment(spec, data=data, source=source, echo=echo)
     split = job.split
     sizes = _training_sizes(spec.fractions, len(split.y_train))
-    echo(f"data: {job.data.source}; training sizes {sizes} of {len(split.y_train)}, {spec.repeats} repeats each")
-    config = job.config(kind="learning_curve", members=spec.members, seed=spec.seed, subsets=spec.subsets,
-                        train=spec.train.to_dict())  # fmt: skip
+    echo(f"training sizes {sizes} of {len(split.y_train)}, {spec.repeats} repeats each")
+    config = job.config(kind="learning_curve", **options.run_record(spec))
     title = model_title(job.model_info["name"]) + (f", ensemble of {spec.members}" if spec.members > 1 else "")
     # Repeat-major: an interrupted run already holds whole curves (every size, fewer repeats), and
     # each point's seed depends only on (repeat, size), so the order changes no result.

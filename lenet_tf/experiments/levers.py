@@ -24,12 +24,12 @@ from ..ensemble import FLAGSHIP, flagship_train_config
 from ..errors import LenetError
 from ..models import get_builder
 from ..options import complete_train_record
-from ..pipeline import prepare_job
+from ..pipeline import prepare_split
 from ..rundir import environment, markdown_table, write_json, write_text
 from ..seeds import member_seed
 from ..training import TrainConfig, train, train_together
 from .executors import executor_from_args
-from .runner import Experiment, Item, Progress, Records, read_item, run_experiment
+from .runner import Experiment, ExperimentResult, Item, Progress, Records, read_item, run_experiment
 
 LEVERS_DIR = "levers"
 LEVERS_PROTOCOL = "holdout"
@@ -126,15 +126,15 @@ def measure_levers(
     progress: bool = True,
     echo: Callable[[str], None] = print,
     executor: Any = None,
-) -> list[dict[str, Any]]:
+) -> ExperimentResult:
     """Train every lever (or those in ``names``) once, each an item of the shared resumable runner
     (run by ``executor``: serial, or Ray tasks), and write ``levers.json`` / ``levers.md``; return
     the rows (one per lever)."""
     levers = _chosen_levers(names, epochs)
     # The holdout protocol's split: levers choose the recipe, so they train and validate on its 90 %
     # and never read the 10 % that `lenet-tf ensemble --split holdout` reports the chosen recipe on.
-    job = prepare_job("standard", None, protocol=LEVERS_PROTOCOL, split_seed=0, max_train=max_train, data=data,
-                      source=source, echo=echo)  # fmt: skip
+    job = prepare_split(protocol=LEVERS_PROTOCOL, split_seed=0, max_train=max_train, data=data, source=source,
+                        echo=echo)  # fmt: skip
     split = job.split
     plan = [Item(f"{LEVERS_DIR}/{lever.name}", {"lever": lever}) for lever in levers]
 
@@ -160,7 +160,7 @@ def measure_levers(
               "protocol": LEVERS_PROTOCOL}  # fmt: skip
     result = run_experiment(experiment, out, config, force=force, progress=progress, echo=echo, executor=executor)
     echo(f"results: {out}/levers.md, levers.json")
-    return result.report["levers"]
+    return result
 
 
 def _chosen_levers(names: tuple[str, ...] | None, epochs: int | None) -> list[Lever]:
@@ -233,7 +233,7 @@ def levers_markdown(summary: dict[str, Any], unfinished: str = "") -> str:
 
 def build_parser() -> options.ScriptParser:
     """The module's command line, from its option classes (bounds, defaults and help declared once)."""
-    groups = [(options.DataOptions, ("test",)), (options.LeversOptions, ()), (options.OutputOptions, ("out",)),
+    groups = [(options.DataOptions, ()), (options.LeversOptions, ()), (options.OutputOptions, ("out",)),
               (options.ProgressOptions, ()), (options.ExecutorOptions, ())]  # fmt: skip
     return options.ScriptParser(
         "levers", groups, prog="python -m lenet_tf.experiments.levers", description=__doc__.split("\n\n")[0]

@@ -30,7 +30,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,8 @@ from ..ensemble import MEMBERS_DIR, Ensemble
 from ..errors import LenetError
 from ..figures import plot_digit_grid
 from ..models import LeNetHParams, get_builder, lenet, load_saved_model, model_title
-from ..pipeline import prepare_job
-from ..plots import plot_accuracy_vs_epsilon
+from ..pipeline import open_experiment, prepare_split
+from ..plots import Figure, plot_accuracy_vs_epsilon
 from ..rundir import (
     CONFIG_FILE,
     PACKAGE_KEY,
@@ -59,7 +58,7 @@ from ..rundir import (
 )
 from ..seeds import repeat_seed
 from ..stats import pm, summarize
-from ..training import FitResult, TrainConfig, accuracy, fit, set_seed
+from ..training import FitResult, TrainConfig, accuracy, train
 from .runner import Experiment, ExperimentResult, Item, Progress, Records, read_item, run_experiment
 
 VARIANTS_DIR = "variants"
@@ -181,16 +180,11 @@ def train_model(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[keras.Model, FitResult]:
-    """:func:`lenet_tf.training.train` with an optional adversarial-training ε: build with
-    ``seed``, fit with the package's protocol, return the (plain) trained model."""
-    config.validate()
-    set_seed(seed)
-    model = builder()
-    trained = model if adversarial_epsilon is None else AdversarialTrainer(model, adversarial_epsilon)
-    result = fit(
-        trained, prepare(split.x_train), split.y_train, prepare(split.x_val), split.y_val,
-        config=config, seed=seed, progress=progress,
-    )  # fmt: skip
+    """:func:`lenet_tf.training.train`, the one training path, with the built model wrapped in an
+    :class:`AdversarialTrainer` at ``adversarial_epsilon`` (None: a normal training); returns the
+    plain trained model."""
+    wrap = None if adversarial_epsilon is None else functools.partial(AdversarialTrainer, epsilon=adversarial_epsilon)
+    model, result = train(builder, split, config=config, seed=seed, progress=progress, wrap=wrap)
     if adversarial_epsilon is not None:
         result.extra["train_epsilon"] = adversarial_epsilon
     return model, result
@@ -242,9 +236,6 @@ class RobustnessSpec(options.RobustnessOptions):
     """What to attack: a registered model trained ``repeats`` times (or the model(s) of a finished
     ``run``), with and without adversarial training at ``train_epsilon``, at every ε of ``epsilons``."""
 
-    def validate(self) -> RobustnessSpec:
-        return options.validate(self)  # bounds and rules (a model or a run; with a run, no hparams_path)
-
 
 @dataclass(frozen=True)
 class _Subject:
@@ -276,20 +267,20 @@ def robustness(
     subject = _subject(spec, data, source, echo)
     split = subject.job.split
     x_attack, y_attack, attacked = _attack_set(split, subject.config)
-    echo(f"data: {subject.job.data.source}; split {split.sizes()}; attacking the {attacked} ({len(y_attack)} digits)")
+    echo(f"attacking the {attacked} ({len(y_attack)} digits)")
     plan = _plan(spec, loaded=subject.loaded is not None)
     load_run = (lambda: averaged_model(subject.loaded.members)) if subject.loaded is not None else None
 
     def run_item(item: Item, directory: Path) -> dict[str, Any]:
         variant, r = item["variant"], item["repeat"]
-        train = lambda: train_model(  # noqa: E731
+        train_item = lambda: train_model(  # noqa: E731
             subject.builder, split, adversarial_epsilon=spec.train_epsilon if variant == "adversarial" else None,
             config=spec.train, seed=repeat_seed(spec.seed, r), progress=progress,
         )  # fmt: skip
         # The normal variant of a --run is the run's own model: loaded, never trained or saved here.
         load_model = load_run if variant == "normal" else None
         return _attack_item(
-            directory, variant, r, epsilons, x_attack, y_attack, train=train, load_model=load_model,
+            directory, variant, r, epsilons, x_attack, y_attack, train=train_item, load_model=load_model,
             seed=repeat_seed(spec.seed, r),
         )  # fmt: skip
 
@@ -307,7 +298,7 @@ def robustness(
         return result, _write_robustness(result, out, spec, examples, load_run, final=progress_.finished)
 
     experiment = Experiment(
-        "robustness study", plan, run_item, write_outputs, load_item=partial(_read_attacked, epsilons),
+        "robustness study", plan, run_item, write_outputs, load_item=functools.partial(_read_attacked, epsilons),
         on_item=on_item, unit="model",
         postfix=lambda item, record: {"variant": item["variant"], "clean": f"{record['clean_accuracy']:.3f}"},
     )  # fmt: skip
@@ -339,30 +330,22 @@ def _subject(
     spec: RobustnessSpec, data: DigitData | None, source: str | Path | None, echo: Callable[[str], None]
 ) -> _Subject:
     """The model to train (``spec.model``) or the finished run to load (``spec.run``), its data and config."""
-    fields = {
-        "kind": "robustness",
-        "seed": spec.seed,
-        "train": spec.train.to_dict(),
-        "train_epsilon": spec.train_epsilon,
-    }
+    fields = {"kind": "robustness", **options.run_record(spec)}
     if spec.run is None:
-        job = prepare_job(
-            spec.model, spec.hparams_path, protocol="evaluation", split_seed=spec.split_seed,
-            max_train=spec.max_train, data=data, source=source, echo=echo,
-        )  # fmt: skip
+        job = open_experiment(spec, data=data, source=source, echo=echo)
         return _Subject(job, job.builder, job.model_info, None, job.config(**fields))
     recorded = run_config(spec.run)
     model_info = recorded.get("model") or {}
     if spec.model is not None and model_info.get("name") != spec.model:
         raise LenetError(f"--run {spec.run} holds a {model_info.get('name')!r} run, not --model {spec.model!r}")
     # The run's own split: the models must be attacked on digits they were not trained on.
-    job = prepare_job(
-        "standard", None, protocol=recorded.get("protocol", "evaluation"),
-        split_seed=recorded.get("split_seed", 0), max_train=recorded.get("max_train"),
-        data=data, source=source, echo=echo,
+    job = prepare_split(
+        protocol=recorded.get("protocol", "evaluation"), split_seed=recorded.get("split_seed", 0),
+        max_train=recorded.get("max_train"), data=data, source=source, echo=echo,
     )  # fmt: skip
     if job.data.fingerprint() != recorded.get("data_fingerprint"):
         raise LenetError(f"--run {spec.run} was trained on other data; pass the run's --data")
+    echo(f"data: {job.data.source}; the run's split {job.split.sizes()}")
     # The members trained on the training part only: a refit's members also learned the validation
     # digits, which a deployment run's attack would then call unseen.
     loaded = Ensemble.load(Path(spec.run) / MEMBERS_DIR if (Path(spec.run) / MEMBERS_DIR).is_dir() else spec.run)
@@ -429,8 +412,9 @@ def _write_robustness(
     for variant in summary if final else ():
         directory = out / VARIANTS_DIR / variant / "repeat_01"
         model = _load_item_model(directory, load_run if variant == "normal" else None)
-        paths[f"examples_{variant}"] = plot_adversarial_examples(
-            model, *examples, epsilons, out / f"adversarial_examples_{variant}.png",
+        paths[f"examples_{variant}"] = out / f"adversarial_examples_{variant}.png"
+        plot_adversarial_examples(
+            model, *examples, epsilons, paths[f"examples_{variant}"],
             title=f"FGSM examples, {_variant_label(variant, spec.train_epsilon, spec.run)}: {title}",
         )  # fmt: skip
     return paths
@@ -518,10 +502,10 @@ def plot_adversarial_examples(
     images: np.ndarray,
     labels: np.ndarray,
     epsilons: Sequence[float],
-    path: str | Path,
+    path: str | Path | None,
     *,
     title: str,
-) -> Path:
+) -> Figure:
     """A grid of test digits (columns) attacked at each ε (rows), captioned with the true digit
     and the clean → adversarial prediction; a changed prediction is red."""
     images, labels = _check_inputs(images, labels)

@@ -43,7 +43,7 @@ from .. import options
 from ..data import DigitData, prepare
 from ..errors import LenetError
 from ..models import study_lenet
-from ..pipeline import prepare_job
+from ..pipeline import open_experiment
 from ..plots import (
     plot_configuration_accuracy,
     plot_configuration_convergence,
@@ -200,7 +200,8 @@ class GradientMagnitudes(keras.callbacks.Callback):
 class StudySpec(options.StudyOptions):
     """A named study (or explicit ``configurations``), R repeats, seeds, split and fit protocol."""
 
-    configurations: tuple[StudyConfig, ...] | None = None  # None: the named study's
+    # None: the named study's. The configurations are the study's items (their labels).
+    configurations: tuple[StudyConfig, ...] | None = field(default=None, metadata={"record": "items"})
     gradient_batch: int = options.option(GRADIENT_BATCH, kind="int", low=1, cli=False,
                                          help="training images whose per-layer gradient magnitudes are recorded")
 
@@ -235,19 +236,14 @@ def study(
     executor: Any = None,
 ) -> ExperimentResult:
     """Run (or resume) a training study into ``out`` and return its results (study.json)."""
-    spec.validate()
-    configs = {c.label: c for c in spec.resolved()}  # before the data: a bad configuration fails fast
-    out = Path(out)
-    started = time.perf_counter()
-    job = prepare_job(
-        "standard", None, protocol="evaluation", split_seed=spec.split_seed, max_train=spec.max_train,
-        data=data, source=source, echo=echo,
-    )  # fmt: skip
+    configs = {c.label: c for c in spec.validate().resolved()}  # before the data: a bad configuration fails fast
+    out, started = Path(out), time.perf_counter()
+    job = open_experiment(spec, data=data, source=source, echo=echo, model=False)
     split = job.split
-    echo(f"data: {job.data.source}; split {split.sizes()}; study {spec.name}: {len(configs)} configurations")
+    echo(f"study {spec.name}: {len(configs)} configurations")
     config = job.config(
         kind="study", model={"name": "standard", "builder": "study_lenet", "input_scale": STUDY_INPUT_SCALE},
-        study=spec.name, seed=spec.seed, gradient_batch=spec.gradient_batch, train=spec.train.to_dict(),
+        study=spec.name, **options.run_record(spec),
     )  # fmt: skip
     images = _StudyImages.of(split, spec)
     plan = [
@@ -366,7 +362,8 @@ def _write_study(result: dict[str, Any], out: Path, configs: Sequence[StudyConfi
         for c in configs if "learning_rate" in c.model
     ]  # fmt: skip
     if len({rate[1] for rate in rates}) > 1:
-        paths["learning_rates.png"] = plot_learning_rate_grid(rates, out / "learning_rates.png", title=title)
+        paths["learning_rates.png"] = out / "learning_rates.png"
+        plot_learning_rate_grid(rates, paths["learning_rates.png"], title=title)
     return paths
 
 

@@ -59,6 +59,7 @@ from ..rundir import (
 )
 from ..seeds import check_seed, tuner_seed
 from ..training import TrainConfig, fit, set_seed
+from .runner import ExperimentResult
 
 TUNERS = ("bayesian", "hyperband", "random")
 DEFAULT_TRIALS = 200
@@ -358,11 +359,11 @@ def tune(
     overwrite: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Run (or resume, or take part in) a search into ``out`` and return its summary.
+) -> ExperimentResult:
+    """Run (or resume, or take part in) a search into ``out`` and return its result.
 
-    A single machine or the chief writes the outputs and returns the summary of the search; a
-    worker returns ``{"role": "worker", "trials_run": n}``. Raises LenetError when no trial
+    A single machine or the chief writes the outputs; its result's report is the search's summary
+    (best_hparams.json); a worker's is ``{"role": "worker", "trials_run": n}``. Raises LenetError when no trial
     completed (keras-tuner would otherwise call a failed trial the best).
     """
     spec.validate()
@@ -395,7 +396,7 @@ def tune(
             tuner.oracle.deadline = time.time() + 60 * spec.time_budget
             echo(f"time budget: no new trial starts after {spec.time_budget:g} minute(s)")
         if role == "worker":
-            return _work(tuner, split, echo)
+            return ExperimentResult(out, config, [], _work(tuner, split, echo), {}, resumed)
         if resumed and tuner.oracle.trials:
             echo(f"resuming the search in {out}: {len(tuner.oracle.trials)} trial(s) already started")
         stopped = _serve(tuner, echo) if role == "chief" else _search(tuner, split, train.epochs)
@@ -404,10 +405,12 @@ def tune(
         resumable = True
     else:
         resumable = False
-    return write_results(
+    summary = write_results(
         tuner.oracle, spec, out, config, data_source=config["data_source"], stopped=stopped, resumable=resumable,
         seconds=time.perf_counter() - started, echo=echo,
     )  # fmt: skip
+    written = (out / TRIALS_FILE, out / EPOCHS_FILE, out / BEST_FILE, out / SUMMARY_FILE, *sorted(out.glob("*.png")))
+    return ExperimentResult(out, config, [], summary, {p.name: p for p in written}, resumed)
 
 
 def _search_inputs(spec: TuneSpec, data: DigitData | None, source: str | Path | None) -> tuple[Any, dict[str, Any]]:
