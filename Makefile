@@ -9,7 +9,8 @@
 #   SEED= EPOCHS= MEMBERS= MODEL= REPEATS=   the same-named options of the targets that take them
 #   ARGS="..."      more options for the lenet-tf command (levers, bench: their own modules' options)
 #   MODEL=standard|classic|optimized|ensemble|lenet5-bn|...  (evaluate, learning-curve, robustness)
-#   RUN=dir (robustness: attack a finished run's model(s) instead of training one); MODEL_RUN=dir (explore)
+#   RUN=dir (robustness: attack a finished run's model(s) instead of training one;
+#           explore: its models predict test digits; MODEL_RUN=, the former name there, still works)
 #   NAME=activation|initialization|optimizer|dropout|batch_size  (study); FAST=1 (notebooks)
 #   TRIALS= TUNER=bayesian|hyperband|random  (tune, tune-chief, tune-worker)
 #   ORACLE_IP=127.0.0.1 ORACLE_PORT=8000 TUNER_ID=worker-HOSTNAME  (tune-chief, tune-worker)
@@ -51,7 +52,7 @@ help:
 	@echo "  ensemble: the flagship recipe, MEMBERS=3 EPOCHS=15 (lenet5-bn); ensemble-reference: MEMBERS=10 EPOCHS=100"
 	@echo "  standard | classic | optimized: EPOCHS=100; evaluate: MODEL=standard REPEATS=10 EPOCHS=100"
 	@echo "  learning-curve: MODEL=standard REPEATS=20 EPOCHS=1000; robustness: MODEL=standard (unless RUN=<run dir>) REPEATS=3"
-	@echo "  study: NAME=<study> REPEATS=3; baselines: REPEATS=1; explore: MODEL_RUN=<run dir>; ARGS=<extra lenet-tf options>"
+	@echo "  study: NAME=<study> REPEATS=3; baselines: REPEATS=1; explore: RUN=<run dir>; ARGS=<extra lenet-tf options>"
 	@echo "  tune: TUNER=bayesian TRIALS=200 EPOCHS=100 (hyperband: 10); ORACLE_IP=$(ORACLE_IP) ORACLE_PORT=$(ORACLE_PORT) TUNER_ID=<worker name>"
 
 install: $(STAMP)
@@ -123,9 +124,9 @@ tune-worker: install
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
 
-# Data exploration: figures + summary.md into results/explore/ (MODEL_RUN=dir adds test predictions).
+# Data exploration: figures + summary.md into results/explore/ (RUN=dir adds test predictions).
 explore: install
-	$(BIN)/lenet-tf explore $(DATA_ARG) $(OUT_ARG) $(call arg,MODEL_RUN,--run) $(ARGS)
+	$(BIN)/lenet-tf explore $(DATA_ARG) $(OUT_ARG) $(call arg,RUN,--run) $(call arg,MODEL_RUN,--run) $(ARGS)
 
 # Execute the study notebook headless (FAST=1: fast mode, a couple of minutes); the executed copy,
 # figures inline, goes to results/notebook/ and the committed notebook keeps no outputs.
