@@ -86,11 +86,12 @@ def test_plateau_and_learning_rate_override(tiny) -> None:
 
 def test_tfdata_and_steps_per_execution_train_the_same_model(tiny) -> None:
     split = split_data(tiny, "deployment")
-    _, numpy_result = train(wide_lenet5, split, config=FAST, progress=False)
-    _, spe_result = train(wide_lenet5, split, config=replace(FAST, steps_per_execution=4), progress=False)
+    small = BUILDERS["mlp"]  # the input pipeline does not depend on the model: the cheapest one that learns
+    _, numpy_result = train(small, split, config=FAST, progress=False)
+    _, spe_result = train(small, split, config=replace(FAST, steps_per_execution=4), progress=False)
     # Same batches in the same order: several steps per call change the pace, not the arithmetic.
     np.testing.assert_allclose(spe_result.history["loss"], numpy_result.history["loss"], rtol=1e-4)
-    _, data_result = train(wide_lenet5, split, config=replace(FAST, input_pipeline="tfdata"), progress=False)
+    _, data_result = train(small, split, config=replace(FAST, input_pipeline="tfdata"), progress=False)
     assert data_result.epochs_run == 2 and data_result.val_accuracy > 0.3
 
 
@@ -171,7 +172,8 @@ def test_fit_without_validation_has_no_early_stopping(tiny) -> None:
 
 
 def test_refit_run_resumes_and_writes_the_submission_from_refit_members(tiny, tmp_path: Path) -> None:
-    spec = JobSpec(model="lenet5-wide", members=2, protocol="evaluation", train=FAST, refit=True, tta=1)
+    # The small MLP: refit and TTA are the run's options, whichever model it trains.
+    spec = JobSpec(model="mlp", members=2, protocol="evaluation", train=FAST, refit=True, tta=1)
     out = tmp_path / "run"
     result = run_training(spec, out, data=tiny, progress=False, echo=lambda _: None)
     metrics = result.metrics
@@ -228,17 +230,24 @@ def test_recipe_flagship_sets_defaults_that_flags_override() -> None:
     assert args.augment is False and args.final_weights is False and args.patience == 3
 
 
+DEMO_EPOCHS = 5  # the recipe's 15 took 264 s of the default suite; 5 keep every step (cosine, refit)
+
+
+def _demo(out: Path, epochs: int | None = None) -> tuple[Path, str]:
+    """The demo a newcomer runs first, `lenet-tf ensemble --data sample` (the flagship recipe), with
+    one member (and its refit): the directory and what the command printed."""
+    printed = io.StringIO()
+    argv = ["ensemble", "--data", "sample", "--members", "1", "--out", str(out), "--no-progress"]
+    with contextlib.redirect_stdout(printed):
+        assert main([*argv, *(["--epochs", str(epochs)] if epochs else [])]) == 0
+    return out, printed.getvalue()
+
+
 @pytest.fixture(scope="module")
 def flagship_demo(tmp_path_factory) -> tuple[Path, str]:
-    """The demo a newcomer runs first: `lenet-tf ensemble --recipe flagship` on the embedded sample,
-    one member (and its refit). Trained once; the CLI test and the accuracy guard below both read it
-    (read-only): the directory and what the command printed."""
-    out = tmp_path_factory.mktemp("flagship") / "demo"
-    printed = io.StringIO()
-    argv = ["ensemble", "--recipe", "flagship", "--data", "sample", "--members", "1", "--out", str(out)]
-    with contextlib.redirect_stdout(printed):
-        assert main([*argv, "--no-progress"]) == 0
-    return out, printed.getvalue()
+    """The demo at DEMO_EPOCHS epochs, trained once; the CLI test and the accuracy guard below both
+    read it (read-only). The full 15-epoch demo is the slow test further down."""
+    return _demo(tmp_path_factory.mktemp("flagship") / "demo", DEMO_EPOCHS)
 
 
 def test_flagship_cli_end_to_end(flagship_demo, kaggle_dir: Path, tmp_path: Path, capsys) -> None:
@@ -250,8 +259,9 @@ def test_flagship_cli_end_to_end(flagship_demo, kaggle_dir: Path, tmp_path: Path
     assert (out / "submission.csv").is_file() and len(list((out / REFIT_DIR).glob("member_*.keras"))) == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["tta"] == FLAGSHIP["tta"] and metrics["config"]["train"]["augment"] is True
-    assert metrics["config"]["train"] == flagship_train_config().to_dict()  # the recipe, every field
-    assert [m["epochs_run"] for m in metrics["refit_members"]] == [FLAGSHIP["epochs"]]
+    recipe = replace(flagship_train_config(), epochs=DEMO_EPOCHS)
+    assert metrics["config"]["train"] == recipe.to_dict()  # the recipe, every field
+    assert [m["epochs_run"] for m in metrics["refit_members"]] == [DEMO_EPOCHS]
     # `--no-refit` turns the recipe's refit off again (a new run directory: the members are the same).
     bare = tmp_path / "bare"
     argv = ["ensemble", "--recipe", "flagship", "--data", str(kaggle_dir), "--members", "1", "--epochs", "1"]
@@ -302,19 +312,29 @@ def test_levers_never_see_the_digits_the_holdout_run_reports_on(tiny, tmp_path: 
     assert "never read here" in (tmp_path / "levers" / "levers.md").read_text()
 
 
-def test_flagship_member_generalises_on_the_embedded_sample(flagship_demo) -> None:
-    """The demo a newcomer runs first: one flagship member trained on the embedded sample must hold
-    on its 1,000 held-out digits. With Keras' default batch-norm momentum (0.99) the inference
-    statistics lagged the weights after the sample's ~330 steps: members scored 0.42-0.79."""
-    out, printed = flagship_demo  # `ensemble --recipe flagship --data sample --members 1`, run once
+def _assert_generalises(out: Path, printed: str, epochs: int, floor: float) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["model"]["name"] == "lenet5-bn" and len(metrics["members"]) == 1
-    assert metrics["config"]["train"] == flagship_train_config().to_dict()
-    assert metrics["ensemble"]["heldout_accuracy"] >= 0.97
+    assert metrics["config"]["train"] == replace(flagship_train_config(), epochs=epochs).to_dict()
+    assert metrics["ensemble"]["heldout_accuracy"] >= floor
     # The refit member (all 4,000 labels) wrote the demo's submission: it must hold too, and is the one reported.
     refit = metrics["refit"]["heldout_accuracy"]
     lines = printed.splitlines()
-    assert refit >= 0.97 and f"heldout accuracy of the members that wrote the submission: {refit:.4f}" in lines
+    assert refit >= floor and f"heldout accuracy of the members that wrote the submission: {refit:.4f}" in lines
+
+
+def test_flagship_member_generalises_on_the_embedded_sample(flagship_demo) -> None:
+    """The demo a newcomer runs first: one flagship member trained on the embedded sample must hold
+    on its 1,000 held-out digits. With Keras' default batch-norm momentum (0.99) the inference
+    statistics lagged the weights after the sample's ~330 steps: members scored 0.42-0.79. At 5
+    epochs (2026-12-07) the member scored 0.966 and its refit 0.973: the floor 0.95 separates them."""
+    _assert_generalises(*flagship_demo, DEMO_EPOCHS, 0.95)
+
+
+@pytest.mark.slow
+def test_the_full_flagship_demo_generalises(tmp_path: Path) -> None:
+    """The demo as a newcomer runs it, the recipe's 15 epochs (``make test-slow``; about 4 minutes)."""
+    _assert_generalises(*_demo(tmp_path / "demo"), int(FLAGSHIP["epochs"]), 0.97)
 
 
 @pytest.mark.parametrize("argv", [["--max-train", "0"], ["--epochs", "0"], ["--max-train", "-5"]])
