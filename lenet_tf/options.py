@@ -24,6 +24,7 @@ from .registry import ENSEMBLE, ModelNames
 from .seeds import MAX_SEED
 
 KINDS = ("int", "float", "bool", "str", "ints", "floats")
+RECORD_ROLES = ("run", "items", "model", "process")  # Option.record
 
 
 def _number(value: float) -> str:
@@ -154,6 +155,8 @@ def option(default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | N
     opt = Option(**meta)
     if opt.kind not in KINDS:
         raise ValueError(f"unknown option kind {opt.kind!r}")
+    if opt.record not in RECORD_ROLES:
+        raise ValueError(f"unknown record role {opt.record!r}")
     if factory is not None:
         return field(default_factory=factory, metadata={"option": opt})
     return field(default=default, metadata={"option": opt})
@@ -253,8 +256,6 @@ def validate(obj: Any, words: Mapping[str, str] | None = None) -> Any:
     return obj
 
 
-RECORD_ROLES = ("run", "items", "model", "process")
-
 
 def run_record(spec: Any) -> dict[str, Any]:
     """What a run's config.json records of an experiment's ``spec``: every field whose record role
@@ -264,8 +265,8 @@ def run_record(spec: Any) -> dict[str, Any]:
     recorded = {}
     for f in fields(spec):
         opt = f.metadata.get("option")
-        role = opt.record if opt is not None else f.metadata.get("record", "run")
-        if role not in RECORD_ROLES:
+        role = opt.record if opt is not None else f.metadata.get("record", "run")  # option(): roles checked
+        if role not in RECORD_ROLES:  # a plain field's metadata
             raise ValueError(f"{type(spec).__name__}.{f.name}: unknown record role {role!r}")
         if role == "run":
             value = getattr(spec, f.name)
@@ -531,13 +532,10 @@ MODEL_RULES = (
 
 class Spec:
     """What every experiment's and job's spec can do: check itself (bounds and rules, errors naming
-    the parameters) and say what its run records (:func:`run_record`)."""
+    the parameters)."""
 
     def validate(self) -> Self:
         return validate(self)
-
-    def run_record(self) -> dict[str, Any]:
-        return run_record(self)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +114,9 @@ def prepare_job(
     """Resolve the model (before the data: a bad hyperparameter file fails fast), load the data
     (or take ``data``), subsample it to ``max_train`` rows, and split it by ``protocol``."""
     builder, model_info = resolve_model(model, hparams_path, input_scale=input_scale, output_l2=output_l2, echo=echo)
-    data, split = load_and_split(protocol=protocol, split_seed=split_seed, max_train=max_train, data=data,
-                                 source=source, echo=echo)  # fmt: skip
-    return JobInputs(builder, model_info, data, split, max_train)
+    job = prepare_split(protocol=protocol, split_seed=split_seed, max_train=max_train, data=data, source=source,
+                        echo=echo)  # fmt: skip
+    return replace(job, builder=builder, model_info=model_info)
 
 
 def prepare_split(
