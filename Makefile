@@ -63,8 +63,11 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,cluster]'
 	touch $(STAMP)
 
+# Two workers, one per core of the 2-core CI machine: the serial suite keeps about 0.9 of a core
+# busy (TensorFlow starting in subprocesses, Python-bound steps on tiny data). Whole files per
+# worker (loadfile), so a module's fixture is built once.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
