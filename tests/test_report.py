@@ -72,7 +72,9 @@ def test_each_row_gives_ours_the_reference_and_the_difference_in_its_sds() -> No
     row = "| standard | ÷255 (before 0.2.0) | 2 | 0.967 ± 0.000 | 0.967 ± 0.007 | +0.0 | 0.973 ± 0.007 | 0.968 ± 0.005"
     row += " | +1.0 |"
     assert row + " 0.971 ± 0.008 | 0.965 ± 0.005 | +1.2 |" in text
-    assert "| standard | 0 | 0.9996 ± 0.0001 | 0.9997 ± 0.0001 | -1.0 |" in text  # ROC AUC, digit 0
+    auc = "| standard | ÷255 (before 0.2.0) | 0 | 0.9996 ± 0.0001 | 0.9997 ± 0.0001 | -1.0 |"
+    auc += " `reports/evaluate-standard` |"
+    assert auc in text  # ROC AUC, digit 0
     assert "(our mean − the reference's mean) / the reference's standard deviation" in text
     averaged = _evaluation("optimized", [0.97, 0.98], averaged=0.9829)
     text = compare_markdown([(Path("reports/evaluate-optimized/evaluation.json"), averaged)])
@@ -88,7 +90,7 @@ def test_a_strided_reading_is_set_beside_the_figures_of_the_model_it_reads() -> 
     averaged = next(line for line in text.splitlines() if "models of the repeats averaged" in line)
     assert "| 0.9851 | 0.985 ± 0.001 | +0.1 |" in averaged
     assert "[1] `reports/evaluate-optimized-strided` (optimized-strided): the optimized LeNet with each pooling" in text
-    auc = "| optimized-strided [1] | 0 | 0.9996 ± 0.0001 | 0.9999 ± 0.0001 | -3.0 |"
+    auc = "| optimized-strided [1] | ÷255, no output L2 (before 0.2.0) | 0 | 0.9996 ± 0.0001 | 0.9999 ± 0.0001 | -3.0 |"
     assert auc in text
 
 
@@ -104,7 +106,8 @@ def test_compare_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
     assert report.read_text().startswith(REPORT_MARK + "\n")
     (results / "evaluate-optimized").mkdir()
     (results / "evaluate-optimized" / "evaluation.json").write_text(json.dumps(_evaluation("optimized", [0.97, 0.98])))
-    assert "| optimized | 2 |" in compare(results, report).read_text()
+    # (This matched the ROC AUC row of digit 2 once the accuracy rows gained their reading column.)
+    assert "| optimized | ÷255, no output L2 (before 0.2.0) | 2 |" in compare(results, report).read_text()
     assert compare(results, notes, force=True).read_text().startswith(REPORT_MARK)
 
 
@@ -201,6 +204,24 @@ def test_each_row_says_how_its_model_met_the_reference_code() -> None:
     payload["config"]["model"] |= {"input_scale": "raw", "output_l2": True}
     text = compare_markdown([(Path("r/evaluation.json"), payload)])
     assert "| optimized | raw, output L2 | 2 |" in text and "population SDs" in text
+
+
+def test_each_roc_auc_row_names_its_run() -> None:
+    # reports/report.md listed the ROC AUC of two optimized evaluations (÷255 without output L2, and
+    # the reference's protocol) as "optimized", digit by digit, with nothing to tell them apart.
+    before = _evaluation("optimized", [0.96, 0.97])
+    now = _evaluation("optimized", [0.975, 0.981])
+    now["config"]["model"] |= {"input_scale": "raw", "output_l2": True}
+    text = compare_markdown([(Path("r/evaluate-optimized/evaluation.json"), before),
+                             (Path("r/evaluate-optimized-reference/evaluation.json"), now)])  # fmt: skip
+    auc = text.split("## Per-class ROC AUC")[1].split("\n## ")[0]
+    rows = [line for line in auc.splitlines() if line.startswith("| optimized |")]
+    assert len(rows) == 20
+    before_rows = [r for r in rows if r.endswith("| `r/evaluate-optimized` |")]
+    now_rows = [r for r in rows if r.endswith("| `r/evaluate-optimized-reference` |")]
+    assert len(before_rows) == len(now_rows) == 10
+    assert all("| ÷255, no output L2 (before 0.2.0) |" in r for r in before_rows)
+    assert all("| raw, output L2 |" in r for r in now_rows)
 
 
 def _damaged(value, draw):

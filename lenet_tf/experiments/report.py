@@ -146,13 +146,18 @@ def _averaged_row(
     ]  # fmt: skip
 
 
-def _auc_rows(label: str, auc: dict[str, Any], ref: dict[str, Any] | None, digits: int) -> list[list[Any]]:
+def _auc_rows(
+    label: str, path: Path, result: dict[str, Any], ref: dict[str, Any] | None, digits: int
+) -> list[list[Any]]:
+    """Per digit: ours, the reference's, the difference in its SDs. Each row names its reading and
+    run, as the accuracy rows do: two runs of one model were otherwise told apart by nothing."""
+    auc, reading = result["summary"]["roc_auc"], model_reading(result["config"])
     rows = []
     for digit in range(len(auc["mean"])):
         reference = ref["roc_auc"][digit] if ref else None
         rows.append([
-            label, digit, pm_at(auc, digit, digits), _reference_text(reference, digits),
-            sd_difference(auc["mean"][digit], reference),
+            label, reading, digit, pm_at(auc, digit, digits), _reference_text(reference, digits),
+            sd_difference(auc["mean"][digit], reference), f"`{path.parent}`",
         ])  # fmt: skip
     return rows
 
@@ -185,7 +190,7 @@ def compare_markdown(
         if averaged:
             ens_ref = None if differences or members != 1 else REFERENCE.get((reference_model, averaged["models"]))
             rows.append(_averaged_row(model, config, path, averaged, ens_ref))
-        auc_rows += _auc_rows(label, result["summary"]["roc_auc"], ref, auc_digits(members))
+        auc_rows += _auc_rows(label, path, result, ref, auc_digits(members))
     headers = ["model", "input, output layer", "repeats"]
     headers += [f"{s} ({who})" for s in ("train", "val", "test") for who in ("ours", "ref", "Δ ref SD")]
     evaluated = (
@@ -198,7 +203,7 @@ def compare_markdown(
         + markdown_table([*headers, "run"], rows)
         + "".join(f"\n[{i + 1}] {note}\n" for i, note in enumerate(notes))
         + "\n## Per-class ROC AUC (one vs rest, held-out test)\n\n"
-        + markdown_table(["model", "digit", "ours", "reference", "Δ ref SD"], auc_rows)
+        + markdown_table(["model", "input, output layer", "digit", "ours", "reference", "Δ ref SD", "run"], auc_rows)
         if rows
         else "## Repeated evaluations\n\nNone finished yet.\n"
     )
