@@ -63,9 +63,10 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,cluster]'
 	touch $(STAMP)
 
-# Two workers, one per core of the 2-core CI machine: the serial suite keeps about 0.9 of a core
-# busy (TensorFlow starting in subprocesses, Python-bound steps on tiny data). Whole files per
-# worker (loadfile), so a module's fixture is built once.
+# Two workers, one per core of the 2-core CI machine: one process leaves a core idle much of the
+# time (TensorFlow starting in subprocesses, Python-bound steps on tiny data); 547 s against 884 s
+# serial, side by side on a quiet machine (docs/benchmarks.md). Whole files per worker (loadfile),
+# so a module's fixture is built once.
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
