@@ -256,7 +256,6 @@ def validate(obj: Any, words: Mapping[str, str] | None = None) -> Any:
     return obj
 
 
-
 def run_record(spec: Any) -> dict[str, Any]:
     """What a run's config.json records of an experiment's ``spec``: every field whose record role
     (:attr:`Option.record`, or a plain field's ``metadata["record"]``) is "run", settings such as
@@ -265,8 +264,8 @@ def run_record(spec: Any) -> dict[str, Any]:
     recorded = {}
     for f in fields(spec):
         opt = f.metadata.get("option")
-        role = opt.record if opt is not None else f.metadata.get("record", "run")  # option(): roles checked
-        if role not in RECORD_ROLES:  # a plain field's metadata
+        role = opt.record if opt is not None else f.metadata.get("record", "run")
+        if role not in RECORD_ROLES:  # option() checked its own; a plain field's metadata is checked here
             raise ValueError(f"{type(spec).__name__}.{f.name}: unknown record role {role!r}")
         if role == "run":
             value = getattr(spec, f.name)

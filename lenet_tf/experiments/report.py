@@ -122,42 +122,41 @@ def sd_difference(ours: float, reference: tuple[float, float] | None) -> str:
     return f"{(ours - reference[0]) / reference[1]:+.1f}"
 
 
-def _accuracy_row(label: str, path: Path, result: dict[str, Any], ref: dict[str, Any] | None) -> list[Any]:
+def _accuracy_row(label: str, reading: str, run: str, result: dict[str, Any], ref: dict[str, Any] | None) -> list[Any]:
     """One evaluation's row: per set our mean ± std, the reference's, the difference in its SDs."""
     summary = result["summary"]
     ours = {s: summary[f"{s}_accuracy"] for s in ("train", "val", "test")}
     n, requested = ours["test"]["n"], result.get("repeats_requested", ours["test"]["n"])
-    row: list[Any] = [label, n if n >= requested else f"{n} of {requested} (unfinished)"]
+    row: list[Any] = [label, reading, n if n >= requested else f"{n} of {requested} (unfinished)"]
     for s in ("train", "val", "test"):
         reference = ref[s] if ref else None
         row += [pm(ours[s], 3), _reference_text(reference), sd_difference(ours[s]["mean"], reference)]
-    return [*row[:1], model_reading(result["config"]), *row[1:], f"`{path.parent}`"]
+    return [*row, run]
 
 
 def _averaged_row(
-    model: str, config: dict[str, Any], path: Path, averaged: dict[str, Any], ens_ref: dict[str, Any] | None
+    model: str, reading: str, run: str, averaged: dict[str, Any], ens_ref: dict[str, Any] | None
 ) -> list[Any]:
     """The repeats' models averaged as one ensemble, beside the reference's ensemble of as many."""
     reference = ens_ref["test"] if ens_ref else None
     return [
-        f"{model}: the {averaged['models']} models of the repeats averaged", model_reading(config), "1 (no spread)",
+        f"{model}: the {averaged['models']} models of the repeats averaged", reading, "1 (no spread)",
         "—", "—", "—", "—", "—", "—", f"{averaged['test_accuracy']:.4f}", _reference_text(reference),
-        sd_difference(averaged["test_accuracy"], reference), f"`{path.parent}`",
+        sd_difference(averaged["test_accuracy"], reference), run,
     ]  # fmt: skip
 
 
 def _auc_rows(
-    label: str, path: Path, result: dict[str, Any], ref: dict[str, Any] | None, digits: int
+    label: str, reading: str, run: str, auc: dict[str, Any], ref: dict[str, Any] | None, digits: int
 ) -> list[list[Any]]:
     """Per digit: ours, the reference's, the difference in its SDs. Each row names its reading and
     run, as the accuracy rows do: two runs of one model were otherwise told apart by nothing."""
-    auc, reading = result["summary"]["roc_auc"], model_reading(result["config"])
     rows = []
     for digit in range(len(auc["mean"])):
         reference = ref["roc_auc"][digit] if ref else None
         rows.append([
             label, reading, digit, pm_at(auc, digit, digits), _reference_text(reference, digits),
-            sd_difference(auc["mean"][digit], reference), f"`{path.parent}`",
+            sd_difference(auc["mean"][digit], reference), run,
         ])  # fmt: skip
     return rows
 
@@ -185,12 +184,13 @@ def compare_markdown(
                          f" window, beside the reference's {reference_model} figures.")  # fmt: skip
             label += f" [{len(notes)}]"
         ref = None if differences else REFERENCE.get((reference_model, members))
-        rows.append(_accuracy_row(label, path, result, ref))
+        reading, run = model_reading(config), f"`{path.parent}`"  # every row of this evaluation names both
+        rows.append(_accuracy_row(label, reading, run, result, ref))
         averaged = result.get("repeats_averaged")
         if averaged:
             ens_ref = None if differences or members != 1 else REFERENCE.get((reference_model, averaged["models"]))
-            rows.append(_averaged_row(model, config, path, averaged, ens_ref))
-        auc_rows += _auc_rows(label, path, result, ref, auc_digits(members))
+            rows.append(_averaged_row(model, reading, run, averaged, ens_ref))
+        auc_rows += _auc_rows(label, reading, run, result["summary"]["roc_auc"], ref, auc_digits(members))
     headers = ["model", "input, output layer", "repeats"]
     headers += [f"{s} ({who})" for s in ("train", "val", "test") for who in ("ours", "ref", "Δ ref SD")]
     evaluated = (
